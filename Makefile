@@ -1,0 +1,69 @@
+# Two commands: `make run` (set up, index the demo corpus, search it) and `make test`.
+#
+# TORCH=cpu   (default) the CPU build, torch==2.13.0; an already installed torch is kept
+# TORCH=cuda  PyPI's default build, which carries CUDA (use on a GPU machine)
+# TORCH=keep  never install or replace torch (bring your own)
+# TORCH_INDEX an extra package index for torch, e.g. PyTorch's CPU-only index on a machine whose
+#             PyPI torch would be the large CUDA build
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= cpu
+TORCH_CPU_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+INDEX ?= indexes/default
+CORPUS ?= corpus
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+# The default models ship inside PyPI packages; nothing is fetched from a model hub.
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: run test setup setup-dev torch lint typecheck pytest bench clean
+
+run: setup
+	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
+	@if [ -t 0 ]; then $(PY) -m rag search --index $(INDEX); \
+	else $(PY) -m rag search "How long do transfers to another bank take?" --index $(INDEX) -k 3; fi
+
+test: setup-dev lint typecheck pytest
+
+setup: $(VENV)/.stamp-base
+setup-dev: $(VENV)/.stamp-dev
+
+$(VENV)/.stamp-base: pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(MAKE) --no-print-directory torch
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.stamp-dev: $(VENV)/.stamp-base
+	$(PIP) install -q -e '.[dev]'
+	@touch $@
+
+torch:
+	@case "$(TORCH)" in \
+	  keep) echo "torch: keeping whatever is installed (TORCH=keep)";; \
+	  cpu) if $(PY) -c 'import torch' 2>/dev/null; then \
+	         echo "torch: keeping installed $$($(PY) -c 'import torch; print(torch.__version__)')"; \
+	       else $(PIP) install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH_CPU_SPEC)'; fi;; \
+	  cuda) if $(PY) -c 'import torch, sys; sys.exit(not torch.version.cuda)' 2>/dev/null; then \
+	          echo "torch: keeping installed CUDA build"; \
+	        else $(PIP) install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) --upgrade torch; fi;; \
+	  *) echo "TORCH must be cpu, cuda or keep (got '$(TORCH)')" >&2; exit 2;; \
+	esac
+
+lint: setup-dev
+	$(VENV)/bin/ruff check rag tests benchmarks
+
+typecheck: setup-dev
+	$(VENV)/bin/mypy rag
+
+pytest: setup-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) indexes/*/ .pytest_cache .mypy_cache .ruff_cache

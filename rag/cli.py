@@ -1,0 +1,163 @@
+"""The `rag` command: ingest, search, info. Every reporting command takes --json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rag.index import DEFAULT_INDEX, Index
+from rag.ingest.chunker import ChunkConfig
+from rag.ingest.pipeline import IngestReport
+from rag.models import ModelNotFoundError
+from rag.retrieve import Hit
+from rag.store import StoreError
+
+EXIT_OK, EXIT_FILES_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def display_path(path: str) -> str:
+    """Paths under the working folder are shown relative to it, others in full."""
+    try:
+        return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
+    except ValueError:
+        return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Question answering over your own documents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    index_help = f"index folder (default: $RAG_INDEX or {DEFAULT_INDEX})"
+    default_index = os.environ.get("RAG_INDEX", str(DEFAULT_INDEX))
+
+    ingest = sub.add_parser("ingest", help="index files and folders; only new or changed files are embedded")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--index", default=default_index, help=index_help)
+    ingest.add_argument("--rebuild", action="store_true", help="rebuild from scratch (old index stays live until done)")
+    ingest.add_argument("--wait", action="store_true", help="wait for another ingest into this index to finish")
+    ingest.add_argument("--embedder", help="embedding model: packaged name, local folder or hub id")
+    ingest.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (new index or --rebuild)")
+    ingest.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring chunks")
+    ingest.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 50)")
+    ingest.add_argument("--json", action="store_true", help="print one JSON object")
+
+    search = sub.add_parser("search", help="find the chunks nearest a query; no QUERY starts a prompt")
+    search.add_argument("query", nargs="?", help="the query (omit for an interactive prompt)")
+    search.add_argument("--index", default=default_index, help=index_help)
+    search.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
+    search.add_argument("--json", action="store_true", help="print a JSON list")
+
+    info = sub.add_parser("info", help="describe an index")
+    info.add_argument("--index", default=default_index, help=index_help)
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args))
+    except (StoreError, ModelNotFoundError, ValueError, OSError) as exc:
+        print(f"rag {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"rag {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    chunking = None
+    if args.chunk_tokens or args.overlap_tokens is not None:
+        default = ChunkConfig()
+        chunking = ChunkConfig(args.chunk_tokens or default.chunk_tokens,
+                               default.overlap_tokens if args.overlap_tokens is None else args.overlap_tokens)
+    index = Index(args.index, embedder=args.embedder, chunking=chunking)
+    max_bytes = int(args.max_file_mb * 2**20) if args.max_file_mb else None
+    report = index.ingest(args.paths, rebuild=args.rebuild, wait=args.wait, max_file_bytes=max_bytes)
+    if args.json:
+        _print_json(_report_json(report))
+    else:
+        _print_report(report, args.index)
+    return EXIT_OK if report.ok else EXIT_FILES_FAILED
+
+
+def _report_json(report: IngestReport) -> dict[str, Any]:
+    out = asdict(report)
+    for key in ("added", "updated", "removed"):
+        out[key] = [display_path(p) for p in out[key]]
+    out["failed"] = [{"path": display_path(f["path"]), "error": f["error"]} for f in out["failed"]]
+    return out
+
+
+def _print_report(report: IngestReport, index: str) -> None:
+    where = f"{index} ({report.snapshot})" if report.snapshot else f"{index} (no changes)"
+    rate = report.chunks_embedded / report.seconds if report.seconds else 0.0
+    print(f"indexed into {where}: {len(report.added)} added, {len(report.updated)} updated, "
+          f"{len(report.removed)} removed, {report.unchanged} unchanged, {len(report.failed)} failed; "
+          f"{report.chunks_total} chunks ({report.chunks_embedded} embedded) in {report.seconds:.1f} s "
+          f"({rate:.1f} chunks/s)")
+    for failure in report.failed:
+        print(f"  FAILED {display_path(failure['path'])}: {failure['error']}", file=sys.stderr)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    with Index(args.index) as index:
+        if args.query is not None:
+            _show_hits(index.search(args.query, args.k), args.json)
+            return EXIT_OK
+        print(f"Searching {args.index} ({index.info().chunks} chunks). Empty line or Ctrl-D quits.")
+        while True:
+            try:
+                query = input("search> ").strip()
+            except EOFError:
+                print()
+                return EXIT_OK
+            if not query:
+                return EXIT_OK
+            _show_hits(index.search(query, args.k), args.json)
+
+
+def _hit_json(hit: Hit) -> dict[str, Any]:
+    return {"rank": hit.rank, "chunk_id": hit.chunk_id, "source": display_path(hit.source), "page": hit.page,
+            "start": hit.start, "end": hit.end, "score": round(hit.score, 6), "heading": hit.heading,
+            "text": hit.text}
+
+
+def _show_hits(hits: list[Hit], as_json: bool) -> None:
+    if as_json:
+        _print_json([_hit_json(h) for h in hits])
+        return
+    if not hits:
+        print("no results (the index is empty)")
+    for hit in hits:
+        where = display_path(hit.source) + (f" p.{hit.page}" if hit.page else "")
+        heading = f"  [{hit.heading}]" if hit.heading else ""
+        snippet = " ".join(hit.text.split())
+        print(f"{hit.rank:>2}. {hit.score:.3f}  {where}{heading}\n    {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with Index(args.index) as index:
+        info = index.info()
+    if args.json:
+        _print_json(asdict(info))
+        return EXIT_OK
+    print(f"index       {info.path} ({info.snapshot})\nfiles       {info.files}\nchunks      {info.chunks}\n"
+          f"embedder    {info.embedder} (dim {info.dim})\nindex type  {info.index_type}\n"
+          f"chunking    {info.chunk_tokens} tokens, {info.overlap_tokens} overlap\n"
+          f"size        {info.size_bytes / 2**20:.1f} MiB")
+    for failure in info.failed:
+        print(f"failed      {display_path(failure['path'])}: {failure['error']}")
+    return EXIT_OK
+
+
+def _print_json(obj: object) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=1)
+    print()
+
+
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "info": cmd_info}

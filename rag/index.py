@@ -1,0 +1,112 @@
+"""The public face of an index: ingest files, search them, describe the index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag import threads
+from rag.embed import Embedder, SentenceTransformerEmbedder
+from rag.ingest.chunker import ChunkConfig
+from rag.ingest.pipeline import IngestOptions, IngestReport, ingest
+from rag.retrieve import DenseRetriever, Hit
+from rag.store import IndexMeta, IndexNotFound, Snapshot, current_snapshot
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+DEFAULT_INDEX = Path("indexes/default")
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    path: str
+    snapshot: str
+    files: int
+    chunks: int
+    embedder: str
+    dim: int
+    index_type: str
+    chunk_tokens: int
+    overlap_tokens: int
+    size_bytes: int
+    created_at: float
+    failed: list[dict[str, str]]
+
+
+class Index:
+    """An index folder. Reads always see the latest published snapshot.
+
+    `embedder` and `chunking` default to what the index was built with, or to the
+    project defaults for a new index.
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_INDEX, embedder: str | Embedder | None = None,
+                 chunking: ChunkConfig | None = None) -> None:
+        self.path = Path(path)
+        self._embedder_arg = embedder
+        self._chunking = chunking
+        self._embedder: Embedder | None = None
+        self._snapshot: Snapshot | None = None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def ingest(self, paths: list[str | Path], *, rebuild: bool = False, wait: bool = False,
+               max_file_bytes: int | None = None, progress: bool | None = None) -> IngestReport:
+        """Bring the index in line with the files under `paths` (new, changed and deleted files)."""
+        built = None if rebuild else self._published_meta()
+        chunking = self._chunking or (ChunkConfig(built.chunk_tokens, built.overlap_tokens) if built else ChunkConfig())
+        options = IngestOptions(rebuild=rebuild, wait=wait, progress=progress,
+                                **({"max_file_bytes": max_file_bytes} if max_file_bytes else {}))
+        embedder = self._get_embedder(built.embedder if built else DEFAULT_EMBEDDER)
+        return ingest(self.path, [Path(p) for p in paths], embedder, chunking, options)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The k chunks nearest to `query`. Uses one thread: fastest for a single query here."""
+        snapshot = self.snapshot()
+        embedder = self._get_embedder(snapshot.meta.embedder)
+        snapshot.meta.check_compatible(embedder.name, snapshot.meta.chunk_tokens, snapshot.meta.overlap_tokens,
+                                       self.path)
+        threads.use(1)
+        return DenseRetriever(snapshot, embedder).search(query, k)
+
+    def info(self) -> IndexInfo:
+        snap = self.snapshot()
+        meta = snap.meta
+        return IndexInfo(str(self.path), snap.path.name, len(snap.manifest()), snap.chunk_count(), meta.embedder,
+                         meta.dim, meta.index_type, meta.chunk_tokens, meta.overlap_tokens, snap.size_bytes(),
+                         snap.created_at, [{"path": p, "error": e} for p, e in snap.failures().items()])
+
+    def snapshot(self) -> Snapshot:
+        """The published snapshot, reopened when a writer has published a newer one."""
+        if self._snapshot is None or current_snapshot(self.path) != self._snapshot.path:
+            if self._snapshot is not None:
+                self._snapshot.close()
+            self._snapshot = Snapshot.open(self.path)
+        return self._snapshot
+
+    def close(self) -> None:
+        if self._snapshot is not None:
+            self._snapshot.close()
+            self._snapshot = None
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _published_meta(self) -> IndexMeta | None:
+        try:
+            return self.snapshot().meta
+        except IndexNotFound:
+            return None
+
+    def _get_embedder(self, default: str) -> Embedder:
+        """The embedder given to the constructor, else `default` (what the index records)."""
+        if self._embedder is None:
+            arg = self._embedder_arg
+            self._embedder = SentenceTransformerEmbedder(arg or default) if arg is None or isinstance(arg, str) else arg
+        return self._embedder

@@ -1,0 +1,98 @@
+"""Cut a Document into chunks that fit the embedder, keeping exact offsets into the text.
+
+Lengths are counted with the embedder's own tokenizer, so no chunk is silently
+truncated at embedding time: every chunk plus the model's special tokens fits the
+model's limit. `doc.text[chunk.start:chunk.end] == chunk.text` always holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from rag.ingest.loaders import Document
+
+# Regex separators, coarsest first. Sentence ends split on the space after the period.
+_PROSE = ["\n\n", "\n", r"(?<=[.!?;:]) ", " ", ""]
+_MARKDOWN = [r"\n#{1,6} ", r"```\n", r"\n\*\*\*+\n", r"\n---+\n", r"\n___+\n", *_PROSE]
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
+
+    def num_special_tokens_to_add(self, pair: bool = ...) -> int: ...
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    chunk_tokens: int = 200  # target size of a chunk, in tokens without special tokens
+    overlap_tokens: int = 32  # tokens shared by neighbouring chunks
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens < 8:
+            raise ValueError(f"chunk_tokens must be at least 8, got {self.chunk_tokens}")
+        if not 0 <= self.overlap_tokens < self.chunk_tokens:
+            raise ValueError(f"overlap_tokens must be in [0, chunk_tokens), got {self.overlap_tokens}")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    ordinal: int  # position within its document
+    start: int
+    end: int
+    text: str
+    page: int | None
+    heading: str
+    n_tokens: int  # including the embedder's special tokens
+
+
+class Chunker:
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int, config: ChunkConfig) -> None:
+        """`max_tokens` is the model's input limit including special tokens."""
+        self.tokenizer = tokenizer
+        self.specials = tokenizer.num_special_tokens_to_add(pair=False)
+        self.budget = min(config.chunk_tokens, max_tokens - self.specials)
+        if self.budget < 8:
+            raise ValueError(f"model limit of {max_tokens} tokens leaves no room for chunks")
+        self.overlap = min(config.overlap_tokens, self.budget // 2)
+
+    def count(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def split(self, doc: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        separators = _MARKDOWN if doc.kind == "markdown" else _PROSE
+        for page in doc.pages:
+            page_text = doc.text[page.start : page.end]
+            for start, piece, n in self._split_exact(page_text, self.budget, separators):
+                begin = page.start + start
+                chunks.append(Chunk(len(chunks), begin, begin + len(piece), piece, page.number,
+                                    doc.heading_at(begin), n + self.specials))
+        return chunks
+
+    def _split_exact(self, text: str, budget: int, separators: list[str]) -> list[tuple[int, str, int]]:
+        """(offset, text, tokens) of each piece; pieces the splitter let run over are split again.
+
+        The splitter adds up piece lengths, which can undercount tokens across a join,
+        so every piece is counted once more as it will be embedded.
+        """
+        splitter = RecursiveCharacterTextSplitter(
+            separators=separators, is_separator_regex=True, keep_separator="start",
+            chunk_size=budget, chunk_overlap=min(self.overlap, budget // 2), length_function=self.count,
+        )
+        out: list[tuple[int, str, int]] = []
+        cursor = 0
+        for piece in splitter.split_text(text):
+            offset = text.find(piece, cursor)
+            if offset < 0:  # not expected: the splitter only strips; fall back to a full search
+                offset = text.find(piece)
+            cursor = offset + 1
+            n = self.count(piece)
+            if n <= budget:
+                out.append((offset, piece, n))
+            else:
+                smaller = max(8, budget - (n - budget) - 8)
+                out.extend((offset + o, p, c) for o, p, c in self._split_exact(piece, smaller, separators))
+        return out

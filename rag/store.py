@@ -1,0 +1,392 @@
+"""The on-disk index: immutable snapshots of FAISS vectors plus SQLite chunks and file manifest.
+
+Layout of an index folder:
+
+    CURRENT            name of the published snapshot, replaced atomically
+    snap-000007/       one published snapshot: meta.json, chunks.sqlite, vectors.faiss
+    .staging-*/        a snapshot being built (deleted if its writer died)
+    .lock              held (flock) by the one writer at a time
+
+A writer copies the current snapshot into a staging folder, changes the copy,
+fsyncs it, renames it to the next snapshot name and then swaps CURRENT. Readers
+only ever open published snapshots, so they never see a half-written index, and
+a writer that dies at any point leaves the previous snapshot published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+SQLITE = "chunks.sqlite"
+VECTORS = "vectors.faiss"
+META = "meta.json"
+KEEP_SNAPSHOTS = 2  # the published one and its predecessor, for readers still opening it
+
+_SCHEMA = """
+CREATE TABLE files (path TEXT PRIMARY KEY, kind TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+                    mtime_ns INTEGER NOT NULL, n_chunks INTEGER NOT NULL, indexed_at REAL NOT NULL,
+                    text TEXT NOT NULL);
+CREATE TABLE pages (path TEXT NOT NULL, number INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+                    PRIMARY KEY (path, number));
+CREATE TABLE chunks (id INTEGER PRIMARY KEY, path TEXT NOT NULL, ordinal INTEGER NOT NULL,
+                     start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER, heading TEXT NOT NULL,
+                     n_tokens INTEGER NOT NULL, text TEXT NOT NULL);
+CREATE INDEX chunks_by_path ON chunks (path);
+CREATE TABLE failures (path TEXT PRIMARY KEY, error TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO state VALUES ('next_chunk_id', 1);
+"""
+
+
+class StoreError(RuntimeError):
+    """Base for index problems a user must act on (the message says how)."""
+
+
+class IndexNotFound(StoreError):
+    pass
+
+
+class IndexCorrupt(StoreError):
+    pass
+
+
+class IndexMismatch(StoreError):
+    pass
+
+
+class IndexLocked(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class IndexMeta:
+    """What an index was built with; a reader checks it before trusting the vectors."""
+
+    embedder: str
+    dim: int
+    max_tokens: int
+    chunk_tokens: int
+    overlap_tokens: int
+    index_type: str = "flat-ip"
+    format_version: int = FORMAT_VERSION
+
+    def check_compatible(self, embedder: str, chunk_tokens: int, overlap_tokens: int, index_dir: Path) -> None:
+        """Raise IndexMismatch when the caller's embedder or chunking differs from this index's."""
+        fix = f"rebuild it with `rag ingest PATH... --index {index_dir} --rebuild`"
+        if embedder != self.embedder:
+            raise IndexMismatch(
+                f"index {index_dir} was built with embedder {self.embedder!r} (dim {self.dim}), "
+                f"not {embedder!r}; {fix}"
+            )
+        if (chunk_tokens, overlap_tokens) != (self.chunk_tokens, self.overlap_tokens):
+            raise IndexMismatch(
+                f"index {index_dir} was chunked with {self.chunk_tokens} tokens / {self.overlap_tokens} overlap, "
+                f"not {chunk_tokens} / {overlap_tokens}; {fix}"
+            )
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    kind: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    n_chunks: int
+    indexed_at: float
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    id: int
+    path: str
+    ordinal: int
+    start: int
+    end: int
+    page: int | None
+    heading: str
+    n_tokens: int
+    text: str
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _new_flat_index(dim: int) -> faiss.Index:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def current_snapshot(index_dir: Path) -> Path | None:
+    """The published snapshot folder, or None when nothing was ever published."""
+    try:
+        name = (index_dir / CURRENT).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return index_dir / name
+
+
+class Snapshot:
+    """A read-only published snapshot. Cheap to keep open; never changes underneath."""
+
+    def __init__(self, path: Path, verify: bool = True) -> None:
+        self.path = path
+        meta_file = path / META
+        try:
+            raw = json.loads(meta_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(f"cannot read {meta_file}: {exc}; rebuild with `rag ingest --rebuild`") from exc
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatch(
+                f"{meta_file} has format version {raw.get('format_version')}, this program reads "
+                f"{FORMAT_VERSION}; rebuild with `rag ingest --rebuild`"
+            )
+        self.meta = IndexMeta(**raw["index"])
+        self.checksums: dict[str, str] = raw["checksums"]
+        self.created_at: float = raw["created_at"]
+        if verify:
+            self._verify()
+        self.vectors = faiss.read_index(str(path / VECTORS))
+        self.db = sqlite3.connect(f"file:{path / SQLITE}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
+    @classmethod
+    def open(cls, index_dir: Path, verify: bool = True) -> Snapshot:
+        """Open the published snapshot; retries if a writer swaps it while we open."""
+        for _ in range(5):
+            snap = current_snapshot(index_dir)
+            if snap is None:
+                raise IndexNotFound(f"no index at {index_dir}; build one with `rag ingest PATH... --index {index_dir}`")
+            if snap.is_dir():
+                try:
+                    return cls(snap, verify)
+                except IndexCorrupt:
+                    if current_snapshot(index_dir) == snap:
+                        raise
+            time.sleep(0.05)  # a writer published meanwhile and removed the one we read of
+        raise IndexCorrupt(f"{index_dir / CURRENT} names a snapshot that does not exist")
+
+    def _verify(self) -> None:
+        for name, expected in self.checksums.items():
+            file = self.path / name
+            if not file.is_file():
+                raise IndexCorrupt(f"{file} is missing; rebuild with `rag ingest --rebuild`")
+            if _sha256_file(file) != expected:
+                raise IndexCorrupt(f"{file} does not match its checksum (truncated or changed); "
+                                   "rebuild with `rag ingest --rebuild`")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def manifest(self) -> dict[str, FileRecord]:
+        rows = self.db.execute("SELECT path, kind, sha256, size, mtime_ns, n_chunks, indexed_at FROM files")
+        return {row[0]: FileRecord(*row) for row in rows}
+
+    def failures(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT path, error FROM failures ORDER BY path"))
+
+    def chunk_count(self) -> int:
+        return int(self.vectors.ntotal)
+
+    def chunks(self, ids: Sequence[int]) -> list[ChunkRecord]:
+        """Chunk records in the order of `ids` (ids not in the index are skipped)."""
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT id, path, ordinal, start, end, page, heading, n_tokens, text FROM chunks WHERE id IN ({marks})",
+            [int(i) for i in ids],
+        )
+        by_id = {row[0]: ChunkRecord(*row) for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def document_text(self, path: str) -> str:
+        row = self.db.execute("SELECT text FROM files WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            raise KeyError(path)
+        return str(row[0])
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """(chunk id, inner product) of the k nearest chunks for each query row."""
+        if self.vectors.ntotal == 0:
+            return [[] for _ in range(len(queries))]
+        scores, ids = self.vectors.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0]
+                for row_ids, row_scores in zip(ids, scores)]
+
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
+    """One writer per index. The kernel drops an flock when its process dies, so a
+    killed writer never leaves a stale lock behind; the pid inside is for the message."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = index_dir / ".lock"
+    with lock_path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise IndexLocked(
+                f"index {index_dir} is being written by {holder}; wait for it to finish or pass --wait"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.truncate(0)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Staging:
+    """A new snapshot under construction. Only used while holding `write_lock`."""
+
+    def __init__(self, index_dir: Path, meta: IndexMeta, base: Snapshot | None) -> None:
+        self.index_dir = index_dir
+        self.meta = meta
+        self.path = index_dir / f".staging-{os.getpid()}-{time.time_ns()}"
+        self.path.mkdir()
+        if base is None:
+            self.db = sqlite3.connect(self.path / SQLITE)
+            self.db.executescript(_SCHEMA)
+            self.vectors = _new_flat_index(meta.dim)
+        else:
+            shutil.copyfile(base.path / SQLITE, self.path / SQLITE)
+            self.db = sqlite3.connect(self.path / SQLITE)
+            self.vectors = faiss.read_index(str(base.path / VECTORS))
+        # The staging copy is thrown away if we die, so it needs no journal.
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+
+    def remove_file(self, path: str) -> int:
+        """Drop a file and all its chunks; returns how many chunks went."""
+        ids = [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
+        if ids:
+            self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
+        self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+        self.db.execute("DELETE FROM pages WHERE path = ?", (path,))
+        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+        return len(ids)
+
+    def add_file(self, record: FileRecord, text: str, pages: Iterable[tuple[int, int, int]],
+                 chunks: Sequence[tuple[int, int, int, int | None, str, int, str]], vectors: np.ndarray) -> None:
+        """Add a file with its chunks `(ordinal, start, end, page, heading, n_tokens, text)`
+        and their vectors, replacing any earlier version of the file."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{record.path}: {len(chunks)} chunks but {len(vectors)} vectors")
+        self.remove_file(record.path)
+        first = self._take_ids(len(chunks))
+        ids = np.arange(first, first + len(chunks), dtype=np.int64)
+        self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*asdict(record).values(), text))
+        self.db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?)", [(record.path, *p) for p in pages])
+        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(int(i), record.path, *c) for i, c in zip(ids, chunks)])
+        if len(ids):
+            self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+
+    def touch_file(self, path: str, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose content did not change."""
+        self.db.execute("UPDATE files SET mtime_ns = ? WHERE path = ?", (mtime_ns, path))
+
+    def set_failures(self, failures: dict[str, str]) -> None:
+        self.db.execute("DELETE FROM failures")
+        now = time.time()
+        self.db.executemany("INSERT INTO failures VALUES (?, ?, ?)", [(p, e, now) for p, e in failures.items()])
+
+    def _take_ids(self, n: int) -> int:
+        """Chunk ids are never reused, so an id names one chunk for the index's whole life."""
+        first = int(self.db.execute("SELECT value FROM state WHERE key = 'next_chunk_id'").fetchone()[0])
+        self.db.execute("UPDATE state SET value = ? WHERE key = 'next_chunk_id'", (first + n,))
+        return first
+
+    def publish(self) -> Path:
+        """Make this the current snapshot, atomically, and return its folder."""
+        self._check_consistent()
+        self.db.commit()
+        self.db.close()
+        faiss.write_index(self.vectors, str(self.path / VECTORS))
+        checksums = {name: _sha256_file(self.path / name) for name in (SQLITE, VECTORS)}
+        meta = {"format_version": FORMAT_VERSION, "index": asdict(self.meta), "checksums": checksums,
+                "created_at": time.time()}
+        (self.path / META).write_text(json.dumps(meta, indent=1))
+        for name in (SQLITE, VECTORS, META):
+            _fsync(self.path / name)
+        _fsync(self.path)
+        final = self.index_dir / _next_snapshot_name(self.index_dir)
+        os.rename(self.path, final)
+        tmp = self.index_dir / f".{CURRENT}.tmp"
+        tmp.write_text(final.name + "\n")
+        _fsync(tmp)
+        os.replace(tmp, self.index_dir / CURRENT)
+        _fsync(self.index_dir)
+        return final
+
+    def abort(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _check_consistent(self) -> None:
+        n_rows = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        if n_rows != self.vectors.ntotal:
+            raise IndexCorrupt(f"staging index has {n_rows} chunk rows but {self.vectors.ntotal} vectors")
+
+
+def _snapshot_number(path: Path) -> int:
+    return int(path.name.removeprefix("snap-"))
+
+
+def _snapshots(index_dir: Path) -> list[Path]:
+    return sorted((p for p in index_dir.glob("snap-*") if p.name[5:].isdigit()), key=_snapshot_number)
+
+
+def _next_snapshot_name(index_dir: Path) -> str:
+    existing = _snapshots(index_dir)
+    return f"snap-{(_snapshot_number(existing[-1]) + 1 if existing else 1):06d}"
+
+
+def collect_garbage(index_dir: Path) -> None:
+    """Remove staging folders of dead writers, and snapshots older than the last KEEP_SNAPSHOTS
+    or newer than CURRENT (published by a writer that died before swapping CURRENT)."""
+    for stale in index_dir.glob(".staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    current = current_snapshot(index_dir)
+    snaps = _snapshots(index_dir)
+    if current is None:
+        keep: set[Path] = set()
+    else:
+        older = [s for s in snaps if _snapshot_number(s) <= _snapshot_number(current)]
+        keep = set(older[-KEEP_SNAPSHOTS:])
+    for snap in snaps:
+        if snap not in keep:
+            shutil.rmtree(snap, ignore_errors=True)
