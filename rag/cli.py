@@ -137,7 +137,8 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
         where = display_path(hit.source) + (f" p.{hit.page}" if hit.page else "")
         heading = f"  [{hit.heading}]" if hit.heading else ""
         snippet = " ".join(hit.text.split())
-        print(f"{hit.rank:>2}. {hit.score:.3f}  {where}{heading}\n    {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+        more = "…" if len(snippet) > 300 else ""
+        print(f"{hit.rank:>2}. {hit.score:.3f}  {where}{heading}\n    {snippet[:300]}{more}")
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -58,7 +58,7 @@ def _packaged_path(name: str, packaged: PackagedModel) -> Path:
             f"model {name!r} comes in the Python package {packaged.package!r}, "
             "which is not installed (run `make run`, or pip install it)"
         )
-    folder = Path(list(spec.submodule_search_locations)[0]) / packaged.subdir
+    folder = Path(next(iter(spec.submodule_search_locations))) / packaged.subdir
     if not folder.is_dir():
         raise ModelNotFoundError(f"package {packaged.package!r} has no model folder at {folder}")
     return folder

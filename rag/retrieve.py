@@ -35,7 +35,7 @@ class DenseRetriever:
             raise ValueError(f"k must be at least 1, got {k}")
         scored = self.snapshot.search(self.embedder.embed([query]), k)[0]
         records = {r.id: r for r in self.snapshot.chunks([cid for cid, _ in scored])}
-        hits = []
+        hits: list[Hit] = []
         for cid, score in scored:
             if (r := records.get(cid)) is not None:
                 hits.append(Hit(len(hits) + 1, cid, r.path, r.page, r.start, r.end, score, r.heading, r.text))

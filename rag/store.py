@@ -235,8 +235,8 @@ class Snapshot:
         if self.vectors.ntotal == 0:
             return [[] for _ in range(len(queries))]
         scores, ids = self.vectors.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0]
-                for row_ids, row_scores in zip(ids, scores)]
+        return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+                for row_ids, row_scores in zip(ids, scores, strict=True)]
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
@@ -292,7 +292,7 @@ class Staging:
         """Drop a file and all its chunks; returns how many chunks went."""
         ids = [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
         if ids:
-            self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
+            self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
         self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
         self.db.execute("DELETE FROM pages WHERE path = ?", (path,))
         self.db.execute("DELETE FROM files WHERE path = ?", (path,))
@@ -310,7 +310,7 @@ class Staging:
         self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*asdict(record).values(), text))
         self.db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?)", [(record.path, *p) for p in pages])
         self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [(int(i), record.path, *c) for i, c in zip(ids, chunks)])
+                            [(int(i), record.path, *c) for i, c in zip(ids, chunks, strict=True)])
         if len(ids):
             self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
 

@@ -169,8 +169,10 @@ class _Blocks:
     def flush(self, level: int | None = None) -> None:
         text = "".join(self.parts).strip()
         self.parts = []
-        if text:
-            self.blocks.append((re.sub(r" *\n *\n\s*", "\n\n", text) if level is None else " ".join(text.split()), level))
+        if text and level is not None:
+            self.blocks.append((" ".join(text.split()), level))
+        elif text:
+            self.blocks.append((re.sub(r" *\n *\n\s*", "\n\n", text), None))
 
 
 def _walk(node: Tag, out: _Blocks, pre: bool) -> None:
@@ -204,7 +206,7 @@ def load_html(data: bytes) -> Document:
         tag.decompose()
     for tag in soup.select(_DROP_SELECTORS):
         tag.decompose()
-    main = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.find("article") or soup.body or soup
+    main = soup.find("main") or soup.select_one('[role="main"]') or soup.find("article") or soup.body or soup
     out = _Blocks()
     try:
         _walk(main, out, pre=False)

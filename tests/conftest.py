@@ -1,0 +1,112 @@
+"""Shared fixtures. Fast tests use FakeEmbedder; end-to-end tests use the real packaged MiniLM."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parent.parent
+GOOD = ["sample.txt", "sample.md", "sample.rst", "sample.html", "sample.pdf", "utf16.txt"]
+BROKEN = {  # fixture -> words its error message must contain
+    "empty.txt": "empty",
+    "blank.md": "empty",
+    "latin1.txt": "UTF-8",
+    "binary.txt": "binary",
+    "truncated.pdf": "corrupt",
+    "garbage.pdf": "corrupt",
+    "encrypted.pdf": "password",
+}
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Any:
+    from rag.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder().tokenizer
+
+
+class FakeEmbedder:
+    """Deterministic hashed bag-of-words vectors with the real MiniLM tokenizer.
+
+    Counts every text it embeds, and can raise after a number of calls to
+    simulate a crash in the middle of a build.
+    """
+
+    dim = 512
+    max_tokens = 256
+
+    def __init__(self, tokenizer: Any, name: str = "fake-hash", fail_on_call: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.name = name
+        self.fail_on_call = fail_on_call
+        self.calls = 0
+        self.embedded: list[str] = []
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        self.calls += 1
+        if self.fail_on_call is not None and self.calls >= self.fail_on_call:
+            raise RuntimeError("simulated crash while embedding")
+        self.embedded.extend(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+        if progress:
+            progress(len(texts))
+        return out
+
+
+@pytest.fixture
+def fake(tokenizer: Any) -> FakeEmbedder:
+    return FakeEmbedder(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> Any:
+    from rag.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A folder holding one good file of each format."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in GOOD:
+        shutil.copy(FIXTURES / name, folder / name)
+    return folder
+
+
+def rag_env() -> dict[str, str]:
+    """Environment for running the `rag` command in a subprocess, offline."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+
+
+def chunk_set(index_dir: Path) -> set[tuple[str, int, int, str]]:
+    """(path, start, end, text) of every chunk; also checks FAISS and SQLite agree, no duplicates."""
+    from rag.store import Snapshot
+
+    snap = Snapshot.open(index_dir)
+    try:
+        rows = snap.db.execute("SELECT path, start, end, text FROM chunks").fetchall()
+        ids = {r[0] for r in snap.db.execute("SELECT id FROM chunks")}
+        faiss_ids = {int(snap.vectors.id_map.at(i)) for i in range(snap.vectors.ntotal)}
+        assert ids == faiss_ids, "FAISS and SQLite disagree on chunk ids"
+        assert len(rows) == len(set(rows)), "duplicate chunks"
+        return {tuple(r) for r in rows}
+    finally:
+        snap.close()

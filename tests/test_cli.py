@@ -1,0 +1,90 @@
+"""The `rag` command in real subprocesses with the real packaged embedder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.store import write_lock
+from tests.conftest import BROKEN, FIXTURES, GOOD, rag_env
+
+
+def rag(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=cwd, env=rag_env(), input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A folder with a corpus of good and broken files, ingested once through the CLI."""
+    work = tmp_path_factory.mktemp("cli")
+    (work / "docs").mkdir()
+    for name in [*GOOD, *BROKEN]:
+        shutil.copy(FIXTURES / name, work / "docs" / name)
+    return work, rag("ingest", "docs", "--index", "idx", "--json", cwd=work)
+
+
+def test_ingest_json_reports_every_file_and_fails_on_bad_ones(built: tuple) -> None:
+    work, result = built
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= {"added", "updated", "removed", "unchanged", "failed", "chunks_total",
+                           "chunks_embedded", "seconds"}
+    assert sorted(report["added"]) == sorted(f"docs/{n}" for n in GOOD)
+    assert {f["path"] for f in report["failed"]} == {f"docs/{n}" for n in BROKEN}
+    assert report["chunks_total"] == report["chunks_embedded"] > 0
+
+
+def test_search_json_finds_the_right_passage(built: tuple) -> None:
+    work, _ = built
+    result = rag("search", "How many bees live in a colony in summer?", "--index", "idx", "-k", "3", "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert [h["rank"] for h in hits] == [1, 2, 3]
+    assert set(hits[0]) >= {"rank", "chunk_id", "source", "page", "start", "end", "score", "text"}
+    assert hits[0]["source"] == "docs/sample.html" and "sixty thousand" in hits[0]["text"]
+    pdf = rag("search", "what is the Bourne-Again shell", "--index", "idx", "-k", "1", "--json", cwd=work)
+    top = json.loads(pdf.stdout)[0]
+    assert top["source"] == "docs/sample.pdf" and top["page"] == 3
+
+
+def test_info_json_describes_the_index(built: tuple) -> None:
+    work, _ = built
+    info = json.loads(rag("info", "--index", "idx", "--json", cwd=work).stdout)
+    assert info["files"] == len(GOOD) and info["embedder"] == "all-MiniLM-L6-v2" and info["dim"] == 384
+    assert info["index_type"] == "flat-ip" and info["size_bytes"] > 0 and len(info["failed"]) == len(BROKEN)
+
+
+def test_second_run_is_a_no_op_and_text_summary_lists_failures(built: tuple) -> None:
+    work, _ = built
+    result = rag("ingest", "docs", "--index", "idx", cwd=work)
+    assert result.returncode == 1
+    assert f"0 added, 0 updated, 0 removed, {len(GOOD)} unchanged, {len(BROKEN)} failed" in result.stdout
+    assert "FAILED docs/encrypted.pdf: encrypted PDF: a password is required" in result.stderr
+
+
+def test_interactive_search_reads_queries_until_empty_line(built: tuple) -> None:
+    work, _ = built
+    result = rag("search", "--index", "idx", "-k", "1", cwd=work, stdin="vulcanising solution for patches\n\n")
+    assert result.returncode == 0 and "docs/sample.rst" in result.stdout
+
+
+def test_concurrent_ingest_is_refused_with_the_holder_named(built: tuple) -> None:
+    work, _ = built
+    with write_lock(work / "idx"):
+        result = rag("ingest", "docs", "--index", "idx", cwd=work)
+    assert result.returncode == 2
+    assert f"is being written by pid {os.getpid()}" in result.stderr and "--wait" in result.stderr
+
+
+def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    missing = rag("search", "anything", "--index", "nowhere", cwd=tmp_path)
+    assert missing.returncode == 2 and "no index at nowhere" in missing.stderr and "Traceback" not in missing.stderr
+    bad_model = rag("ingest", str(FIXTURES / "sample.txt"), "--index", "x", "--embedder", "nope/none", cwd=tmp_path)
+    assert bad_model.returncode == 2 and "'nope/none'" in bad_model.stderr and "Traceback" not in bad_model.stderr
