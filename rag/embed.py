@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -46,6 +47,10 @@ class SentenceTransformerEmbedder:
 
     @cached_property
     def tokenizer(self) -> Any:
+        """For counting tokens. The Rust tokenizer imports in milliseconds where transformers
+        takes seconds, which is most of the time of a small incremental ingest."""
+        if (self.path / "tokenizer.json").is_file():
+            return CountingTokenizer(self.path / "tokenizer.json")
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(self.path))
@@ -84,10 +89,27 @@ class SentenceTransformerEmbedder:
         return out
 
 
+class CountingTokenizer:
+    """A `tokenizers` tokenizer with truncation off (tokenizer.json may set it), so long texts
+    are counted in full; offers the two methods the chunker uses."""
+
+    def __init__(self, tokenizer_json: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(tokenizer_json))
+        self._tok.no_truncation()
+        self._tok.no_padding()
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=add_special_tokens).ids)
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return int(self._tok.post_processor.num_special_tokens_to_add(pair)) if self._tok.post_processor else 0
+
+
 def _read_max_seq_length(path: Any) -> int | None:
     """The limit from sentence_bert_config.json, read without loading the model."""
     import json
-    from pathlib import Path
 
     config = Path(path) / "sentence_bert_config.json"
     if config.is_file():

@@ -17,16 +17,28 @@ def _doc(name: str) -> Document:
     return load(path.suffix, path.read_bytes())
 
 
+@pytest.fixture(scope="module")
+def hf_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    from rag.models import resolve
+
+    tok = AutoTokenizer.from_pretrained(str(resolve("all-MiniLM-L6-v2")))
+    tok.model_max_length = 1 << 30
+    return tok
+
+
 @pytest.mark.parametrize("name", GOOD)
 @pytest.mark.parametrize("max_tokens", [24, 64, 256])
-def test_offsets_round_trip_and_limit_holds(tokenizer: Any, name: str, max_tokens: int) -> None:
+def test_offsets_round_trip_and_limit_holds(tokenizer: Any, hf_tokenizer: Any, name: str, max_tokens: int) -> None:
+    """Counts must match what sentence-transformers' own (transformers) tokenizer will see."""
     chunker = Chunker(tokenizer, max_tokens, ChunkConfig(chunk_tokens=200, overlap_tokens=8))
     doc = _doc(name)
     chunks = chunker.split(doc)
     assert chunks
     for chunk in chunks:
         assert doc.text[chunk.start : chunk.end] == chunk.text
-        with_specials = len(tokenizer.encode(chunk.text, add_special_tokens=True))
+        with_specials = len(hf_tokenizer.encode(chunk.text, add_special_tokens=True))
         assert with_specials == chunk.n_tokens <= max_tokens
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
 
@@ -71,3 +83,14 @@ def test_a_single_unbreakable_run_is_still_split_to_the_limit(tokenizer: Any) ->
 def test_bad_chunk_config_is_refused(size: int, overlap: int) -> None:
     with pytest.raises(ValueError, match="chunk_tokens|overlap_tokens"):
         ChunkConfig(size, overlap)
+
+
+def test_a_lone_heading_is_joined_to_its_section(tokenizer: Any) -> None:
+    body = " ".join(f"Clause {i} of the policy applies to every account holder." for i in range(40))
+    text = f"# Why am I being charged a fee?\n\n## Monthly fee\n\n{body}"
+    doc = Document("markdown", text, (Page(0, len(text), None),), ())
+    chunks = Chunker(tokenizer, 256, ChunkConfig(chunk_tokens=120, overlap_tokens=0)).split(doc)
+    assert all(c.n_tokens - 2 >= 24 for c in chunks)
+    assert chunks[0].text.startswith("# Why am I being charged a fee?\n\n## Monthly fee\n\nClause 0 of")
+    assert all(c.n_tokens <= 122 for c in chunks)
+    assert all(text[c.start : c.end] == c.text for c in chunks)

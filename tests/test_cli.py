@@ -31,7 +31,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
 
 
 def test_ingest_json_reports_every_file_and_fails_on_bad_ones(built: tuple) -> None:
-    work, result = built
+    _, result = built
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     assert set(report) >= {"added", "updated", "removed", "unchanged", "failed", "chunks_total",

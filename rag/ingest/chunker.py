@@ -16,6 +16,7 @@ from rag.ingest.loaders import Document
 
 # Regex separators, coarsest first. Sentence ends split on the space after the period.
 _PROSE = ["\n\n", "\n", r"(?<=[.!?;:]) ", " ", ""]
+MIN_TOKENS = 24  # pieces smaller than this are joined to a neighbour when they fit
 _MARKDOWN = [r"\n#{1,6} ", r"```\n", r"\n\*\*\*+\n", r"\n---+\n", r"\n___+\n", *_PROSE]
 
 
@@ -66,11 +67,44 @@ class Chunker:
         separators = _MARKDOWN if doc.kind == "markdown" else _PROSE
         for page in doc.pages:
             page_text = doc.text[page.start : page.end]
-            for start, piece, n in self._split_exact(page_text, self.budget, separators):
+            pieces = self._merge_small(page_text, self._split_exact(page_text, self.budget, separators))
+            for start, piece, n in pieces:
                 begin = page.start + start
                 chunks.append(Chunk(len(chunks), begin, begin + len(piece), piece, page.number,
                                     doc.heading_at(begin), n + self.specials))
         return chunks
+
+    def _merge_small(self, text: str, pieces: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
+        """Fold pieces under MIN_TOKENS (a lone heading, a trailing line) into a neighbour when the
+        joined span still fits: on their own they match many queries and answer none."""
+        out: list[tuple[int, str, int]] = []
+        for piece in pieces:
+            if out and (out[-1][2] < MIN_TOKENS or piece[2] < MIN_TOKENS):
+                start = out[-1][0]
+                joined = text[start : piece[0] + len(piece[1])]
+                n = self.count(joined)
+                if n <= self.budget:
+                    out[-1] = (start, joined, n)
+                    continue
+                if out[-1][2] < MIN_TOKENS:  # the next piece is full: overlap into it instead
+                    out[-1] = self._extend(text, out[-1], piece[0] + len(piece[1]))
+            out.append(piece)
+        return out
+
+    def _extend(self, text: str, piece: tuple[int, str, int], limit: int) -> tuple[int, str, int]:
+        """`piece` run on towards `limit` as far as the budget allows, ending at whitespace."""
+        start, best = piece[0], piece
+        lo, hi = start + len(piece[1]), limit
+        while lo < hi:  # binary search on the end offset; counts grow with the span
+            mid = (lo + hi + 1) // 2
+            cut = mid if text[mid - 1].isspace() else max(text.rfind(" ", lo, mid), text.rfind("\n", lo, mid))
+            span = text[start : cut if cut > lo else mid].rstrip()
+            n = self.count(span)
+            if n <= self.budget:
+                best, lo = (start, span, n), mid
+            else:
+                hi = mid - 1
+        return best
 
     def _split_exact(self, text: str, budget: int, separators: list[str]) -> list[tuple[int, str, int]]:
         """(offset, text, tokens) of each piece; pieces the splitter let run over are split again.

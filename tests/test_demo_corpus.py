@@ -1,0 +1,46 @@
+"""End to end over the bundled demo corpus with the real embedder: what `make run` does."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag import Index
+from tests.conftest import REPO
+
+QUERIES = [  # (question, file the answer is in)
+    ("How many referral bonuses can I earn per year with a Blue Account?", "doc_checking_accounts_blue_account_010.md"),
+    ("How do I create a virtual environment for my project?", "venv.html"),
+    ("What does the shopt builtin do?", "bashref.pdf"),
+]
+
+
+@pytest.mark.slow
+def test_demo_corpus_builds_answers_and_updates_incrementally(tmp_path: Path, real_embedder: object) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(REPO / "corpus", corpus)
+    index = Index(tmp_path / "idx", embedder=real_embedder)  # type: ignore[arg-type]
+    report = index.ingest([corpus], progress=False)
+    n_files = sum(1 for p in corpus.rglob("*") if p.suffix in {".md", ".html", ".pdf"})
+    assert report.ok and len(report.added) == n_files
+    assert report.chunks_total > 2000
+
+    for question, expected in QUERIES:
+        hits = index.search(question, k=5)
+        assert expected in [Path(h.source).name for h in hits], (question, [h.source for h in hits])
+    pdf_hit = next(h for h in index.search("What does the shopt builtin do?", k=5) if h.source.endswith(".pdf"))
+    assert pdf_hit.page is not None and pdf_hit.heading
+
+    changed = corpus / "rho-bank" / "doc_checking_accounts_blue_account_010.md"
+    old_n = index.snapshot().manifest()[str(changed)].n_chunks
+    changed.write_text(changed.read_text() + "\n### Can I pay in seashells?\nNo, seashells are not accepted.\n")
+    again = index.ingest([corpus], progress=False)
+    n_changed = index.snapshot().manifest()[str(changed)].n_chunks
+    assert again.updated == [str(changed)] and again.chunks_embedded == n_changed
+    assert again.unchanged == n_files - 1
+    assert again.chunks_total == report.chunks_total - old_n + n_changed  # only that file's chunks replaced
+    snap = index.snapshot()
+    new_chunks = snap.db.execute("SELECT text FROM chunks WHERE path = ?", (str(changed),)).fetchall()
+    assert any("seashells are not accepted" in row[0] for row in new_chunks)
