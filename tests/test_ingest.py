@@ -84,6 +84,19 @@ def test_files_outside_the_scanned_roots_are_kept(tmp_path: Path, corpus: Path, 
     assert str(other / "extra.rst") in index.snapshot().manifest()
 
 
+def test_failures_of_other_roots_are_kept(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(FIXTURES / "latin1.txt", broken / "latin1.txt")
+    index = Index(tmp_path / "idx", embedder=fake)
+    index.ingest([broken], progress=False)
+    index.ingest([corpus], progress=False)
+    assert [Path(f["path"]).name for f in index.info().failed] == ["latin1.txt"]
+    shutil.copy(FIXTURES / "sample.txt", broken / "latin1.txt")  # fixed by the user
+    index.ingest([broken], progress=False)
+    assert index.info().failed == []
+
+
 def test_incremental_result_equals_a_clean_build(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> None:
     index = Index(tmp_path / "idx", embedder=fake)
     index.ingest([corpus], progress=False)

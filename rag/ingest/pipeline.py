@@ -102,10 +102,13 @@ def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], em
             report.unchanged += 1
         else:
             to_read.append(cand)
-    report.removed = [p for p in manifest if _under(p, found) and p not in {str(c.path) for c in found.files}
-                      and p not in failures]
-    if base is not None and not to_read and not report.removed and failures == base.failures():
+    present = {str(c.path) for c in found.files} | set(failures)
+    report.removed = [p for p in manifest if p not in present and _under(p, found)]
+    earlier = base.failures() if base is not None else {}
+    failures |= {p: e for p, e in earlier.items() if not _under(p, found)}  # other roots keep theirs
+    if base is not None and not to_read and not report.removed and failures == earlier:
         report.chunks_total = base.chunk_count()
+        report.failed = _failed_list(failures)
         return report  # nothing changed: publish nothing
 
     dim = base.meta.dim if base is not None else embedder.dim
@@ -122,8 +125,12 @@ def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], em
     except BaseException:
         staging.abort()
         raise
-    report.failed = [{"path": p, "error": e} for p, e in sorted(failures.items())]
+    report.failed = _failed_list(failures)
     return report
+
+
+def _failed_list(failures: dict[str, str]) -> list[dict[str, str]]:
+    return [{"path": p, "error": e} for p, e in sorted(failures.items())]
 
 
 def _under(path: str, found: ScanResult) -> bool:
