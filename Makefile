@@ -64,6 +64,8 @@ pytest: setup-dev
 
 bench: setup
 	$(PY) benchmarks/ingest.py
+	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
+	$(PY) benchmarks/search.py --index $(INDEX)
 
 clean:
 	rm -rf $(VENV) indexes/*/ .pytest_cache .mypy_cache .ruff_cache

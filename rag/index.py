@@ -61,13 +61,14 @@ class Index:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The k chunks nearest to `query`. Uses one thread: fastest for a single query here."""
+    def search(self, query: str, k: int = 5, n_threads: int = 1) -> list[Hit]:
+        """The k chunks nearest to `query`. One thread is fastest for a single query on small
+        machines (benchmarks/search.py); batch work may pass more."""
         snapshot = self.snapshot()
         embedder = self._get_embedder(snapshot.meta.embedder)
         snapshot.meta.check_compatible(embedder.name, snapshot.meta.chunk_tokens, snapshot.meta.overlap_tokens,
                                        self.path)
-        threads.use(1)
+        threads.use(n_threads)
         return DenseRetriever(snapshot, embedder).search(query, k)
 
     def info(self) -> IndexInfo:

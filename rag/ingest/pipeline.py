@@ -91,22 +91,12 @@ def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], em
                    chunking: ChunkConfig, options: IngestOptions) -> IngestReport:
     if base is not None:
         base.meta.check_compatible(embedder.name, chunking.chunk_tokens, chunking.overlap_tokens, index_dir)
-    found = scan(paths, options.max_file_bytes)
     manifest = base.manifest() if base is not None else {}
-    report = IngestReport()
-    failures = {str(p): reason for p, reason in found.failed.items()}
-    to_read = []
-    for cand in found.files:
-        old = manifest.get(str(cand.path))
-        if old is not None and (old.size, old.mtime_ns) == (cand.size, cand.mtime_ns):
-            report.unchanged += 1
-        else:
-            to_read.append(cand)
-    present = {str(c.path) for c in found.files} | set(failures)
-    report.removed = [p for p in manifest if p not in present and _under(p, found)]
     earlier = base.failures() if base is not None else {}
-    failures |= {p: e for p, e in earlier.items() if not _under(p, found)}  # other roots keep theirs
-    if base is not None and not to_read and not report.removed and failures == earlier:
+    plan = _plan(scan(paths, options.max_file_bytes), manifest, earlier)
+    report = IngestReport(removed=plan.removed, unchanged=plan.unchanged)
+    failures = plan.failures
+    if base is not None and not plan.to_read and not plan.removed and failures == earlier:
         report.chunks_total = base.chunk_count()
         report.failed = _failed_list(failures)
         return report  # nothing changed: publish nothing
@@ -118,7 +108,7 @@ def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], em
         for path in report.removed:
             staging.remove_file(path)
         chunker = Chunker(embedder.tokenizer, embedder.max_tokens, chunking)
-        _load_and_embed(to_read, manifest, chunker, embedder, staging, report, failures, options)
+        _load_and_embed(plan.to_read, manifest, chunker, embedder, staging, report, failures, options)
         staging.set_failures(failures)
         report.chunks_total = int(staging.vectors.ntotal)
         report.snapshot = staging.publish().name
@@ -127,6 +117,24 @@ def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], em
         raise
     report.failed = _failed_list(failures)
     return report
+
+
+@dataclass
+class _Plan:
+    to_read: list[Candidate]  # new, or size/mtime differ from the manifest
+    removed: list[str]  # indexed, under a scanned root, and gone
+    unchanged: int
+    failures: dict[str, str]  # this scan's, plus earlier ones outside the scanned roots
+
+
+def _plan(found: ScanResult, manifest: dict[str, FileRecord], earlier: dict[str, str]) -> _Plan:
+    failures = {str(p): reason for p, reason in found.failed.items()}
+    to_read = [c for c in found.files if (old := manifest.get(str(c.path))) is None
+               or (old.size, old.mtime_ns) != (c.size, c.mtime_ns)]
+    present = {str(c.path) for c in found.files} | set(failures)
+    removed = [p for p in manifest if p not in present and _under(p, found)]
+    failures |= {p: e for p, e in earlier.items() if not _under(p, found)}  # other roots keep theirs
+    return _Plan(to_read, removed, len(found.files) - len(to_read), failures)
 
 
 def _failed_list(failures: dict[str, str]) -> list[dict[str, str]]:
