@@ -14,7 +14,7 @@ from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import IngestReport
 from rag.models import ModelNotFoundError
-from rag.retrieve import Hit
+from rag.retrieve import MODES, FusionConfig, Hit
 from rag.store import StoreError
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_ERROR = 0, 1, 2
@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("query", nargs="?", help="the query (omit for an interactive prompt)")
     search.add_argument("--index", default=default_index, help=index_help)
     search.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
+    search.add_argument("--mode", choices=MODES, default="hybrid", help="ranking: dense, bm25 or hybrid (default)")
+    search.add_argument("--rrf-k", type=int, default=FusionConfig.rrf_k, help="RRF constant (default 60)")
+    search.add_argument("--dense-weight", type=float, default=FusionConfig.dense_weight, help="hybrid: dense weight")
+    search.add_argument("--bm25-weight", type=float, default=FusionConfig.bm25_weight, help="hybrid: BM25 weight")
     search.add_argument("--json", action="store_true", help="print a JSON list")
 
     info = sub.add_parser("info", help="describe an index")
@@ -105,9 +109,10 @@ def _print_report(report: IngestReport, index: str) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    with Index(args.index) as index:
+    fusion = FusionConfig(rrf_k=args.rrf_k, dense_weight=args.dense_weight, bm25_weight=args.bm25_weight)
+    with Index(args.index, fusion=fusion) as index:
         if args.query is not None:
-            _show_hits(index.search(args.query, args.k), args.json)
+            _show_hits(index.search(args.query, args.k, args.mode), args.json)
             return EXIT_OK
         print(f"Searching {args.index} ({index.info().chunks} chunks). Empty line or Ctrl-D quits.")
         while True:
@@ -118,13 +123,13 @@ def cmd_search(args: argparse.Namespace) -> int:
                 return EXIT_OK
             if not query:
                 return EXIT_OK
-            _show_hits(index.search(query, args.k), args.json)
+            _show_hits(index.search(query, args.k, args.mode), args.json)
 
 
 def _hit_json(hit: Hit) -> dict[str, Any]:
-    return {"rank": hit.rank, "chunk_id": hit.chunk_id, "source": display_path(hit.source), "page": hit.page,
-            "start": hit.start, "end": hit.end, "score": round(hit.score, 6), "heading": hit.heading,
-            "text": hit.text}
+    out = asdict(hit)
+    out["source"] = display_path(hit.source)
+    return out
 
 
 def _show_hits(hits: list[Hit], as_json: bool) -> None:
@@ -136,9 +141,10 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
     for hit in hits:
         where = display_path(hit.source) + (f" p.{hit.page}" if hit.page else "")
         heading = f"  [{hit.heading}]" if hit.heading else ""
+        why = " ".join(f"{m} #{r}" for m, r in (("dense", hit.dense_rank), ("bm25", hit.bm25_rank)) if r)
         snippet = " ".join(hit.text.split())
         more = "…" if len(snippet) > 300 else ""
-        print(f"{hit.rank:>2}. {hit.score:.3f}  {where}{heading}\n    {snippet[:300]}{more}")
+        print(f"{hit.rank:>2}. {hit.score:.3f}  {where}{heading}  ({why})\n    {snippet[:300]}{more}")
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from rag import threads
 from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import IngestOptions, IngestReport, ingest
-from rag.retrieve import DenseRetriever, Hit
+from rag.retrieve import MODES, BM25Retriever, DenseRetriever, FusionConfig, Hit, HybridRetriever, Retriever
 from rag.store import IndexMeta, IndexNotFound, Snapshot, current_snapshot
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -36,12 +36,13 @@ class Index:
     """An index folder. Reads always see the latest published snapshot.
 
     `embedder` and `chunking` default to what the index was built with, or to the
-    project defaults for a new index.
+    project defaults for a new index; `fusion` sets how hybrid search fuses rankings.
     """
 
     def __init__(self, path: str | Path = DEFAULT_INDEX, embedder: str | Embedder | None = None,
-                 chunking: ChunkConfig | None = None) -> None:
+                 chunking: ChunkConfig | None = None, fusion: FusionConfig | None = None) -> None:
         self.path = Path(path)
+        self.fusion = fusion or FusionConfig()
         self._embedder_arg = embedder
         self._chunking = chunking
         self._embedder: Embedder | None = None
@@ -61,15 +62,25 @@ class Index:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5, n_threads: int = 1) -> list[Hit]:
-        """The k chunks nearest to `query`. One thread is fastest for a single query on small
-        machines (benchmarks/search.py); batch work may pass more."""
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", n_threads: int = 1) -> list[Hit]:
+        """The k best chunks for `query` by `mode` (dense, bm25 or hybrid). One thread is fastest
+        for a single query on small machines (benchmarks/search.py); batch work may pass more."""
+        retriever = self.retriever(mode)
+        threads.use(n_threads)
+        return retriever.search(query, k)
+
+    def retriever(self, mode: str = "hybrid") -> Retriever:
+        """A retriever over the current snapshot; BM25 alone never loads the embedding model."""
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
         snapshot = self.snapshot()
+        if mode == "bm25":
+            return BM25Retriever(snapshot)
         embedder = self._get_embedder(snapshot.meta.embedder)
         snapshot.meta.check_compatible(embedder.name, snapshot.meta.chunk_tokens, snapshot.meta.overlap_tokens,
                                        self.path)
-        threads.use(n_threads)
-        return DenseRetriever(snapshot, embedder).search(query, k)
+        dense = DenseRetriever(snapshot, embedder)
+        return dense if mode == "dense" else HybridRetriever(dense, BM25Retriever(snapshot), self.fusion)
 
     def info(self) -> IndexInfo:
         snap = self.snapshot()

@@ -30,7 +30,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-FORMAT_VERSION = 1
+from rag import lexical
+
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 SQLITE = "chunks.sqlite"
 VECTORS = "vectors.faiss"
@@ -45,7 +47,7 @@ CREATE TABLE pages (path TEXT NOT NULL, number INTEGER NOT NULL, start INTEGER N
                     PRIMARY KEY (path, number));
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, path TEXT NOT NULL, ordinal INTEGER NOT NULL,
                      start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER, heading TEXT NOT NULL,
-                     n_tokens INTEGER NOT NULL, text TEXT NOT NULL);
+                     n_tokens INTEGER NOT NULL, text TEXT NOT NULL, terms TEXT NOT NULL);
 CREATE INDEX chunks_by_path ON chunks (path);
 CREATE TABLE failures (path TEXT PRIMARY KEY, error TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -174,6 +176,7 @@ class Snapshot:
         if verify:
             self._verify()
         self.vectors = faiss.read_index(str(path / VECTORS))
+        self.lexical = lexical.LexicalIndex(path / lexical.FOLDER)
         self.db = sqlite3.connect(f"file:{path / SQLITE}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
     @classmethod
@@ -299,9 +302,10 @@ class Staging:
         return len(ids)
 
     def add_file(self, record: FileRecord, text: str, pages: Iterable[tuple[int, int, int]],
-                 chunks: Sequence[tuple[int, int, int, int | None, str, int, str]], vectors: np.ndarray) -> None:
-        """Add a file with its chunks `(ordinal, start, end, page, heading, n_tokens, text)`
-        and their vectors, replacing any earlier version of the file."""
+                 chunks: Sequence[tuple[int, int, int, int | None, str, int, str, str]], vectors: np.ndarray) -> None:
+        """Add a file with its chunks `(ordinal, start, end, page, heading, n_tokens, text, terms)`
+        and their vectors, replacing any earlier version of the file. `terms` are the chunk's
+        BM25 terms joined by spaces."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{record.path}: {len(chunks)} chunks but {len(vectors)} vectors")
         self.remove_file(record.path)
@@ -309,7 +313,7 @@ class Staging:
         ids = np.arange(first, first + len(chunks), dtype=np.int64)
         self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*asdict(record).values(), text))
         self.db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?)", [(record.path, *p) for p in pages])
-        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [(int(i), record.path, *c) for i, c in zip(ids, chunks, strict=True)])
         if len(ids):
             self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
@@ -332,15 +336,19 @@ class Staging:
     def publish(self) -> Path:
         """Make this the current snapshot, atomically, and return its folder."""
         self._check_consistent()
+        rows = self.db.execute("SELECT id, terms FROM chunks ORDER BY id").fetchall()
+        bm25_files = lexical.build(self.path / lexical.FOLDER, np.array([r[0] for r in rows], dtype=np.int64),
+                                   [r[1].split() for r in rows])
         self.db.commit()
         self.db.close()
         faiss.write_index(self.vectors, str(self.path / VECTORS))
-        checksums = {name: _sha256_file(self.path / name) for name in (SQLITE, VECTORS)}
+        checksums = {name: _sha256_file(self.path / name) for name in (SQLITE, VECTORS, *bm25_files)}
         meta = {"format_version": FORMAT_VERSION, "index": asdict(self.meta), "checksums": checksums,
                 "created_at": time.time()}
         (self.path / META).write_text(json.dumps(meta, indent=1))
-        for name in (SQLITE, VECTORS, META):
+        for name in (*checksums, META):
             _fsync(self.path / name)
+        _fsync(self.path / lexical.FOLDER)
         _fsync(self.path)
         final = self.index_dir / _next_snapshot_name(self.index_dir)
         os.rename(self.path, final)

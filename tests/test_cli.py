@@ -54,6 +54,16 @@ def test_search_json_finds_the_right_passage(built: tuple) -> None:
     assert top["source"] == "docs/sample.pdf" and top["page"] == 3
 
 
+def test_search_modes_report_why_a_passage_was_chosen(built: tuple) -> None:
+    work, _ = built
+    bm25 = json.loads(rag("search", "vulcanising", "--index", "idx", "--mode", "bm25", "--json", cwd=work).stdout)
+    assert bm25[0]["source"] == "docs/sample.rst" and bm25[0]["bm25_rank"] == 1 and bm25[0]["dense_rank"] is None
+    text = rag("search", "vulcanising", "--index", "idx", "-k", "1", cwd=work).stdout
+    assert "docs/sample.rst" in text and "bm25 #1" in text
+    bad = rag("search", "x", "--index", "idx", "--mode", "fuzzy", cwd=work)
+    assert bad.returncode == 2 and "invalid choice: 'fuzzy'" in bad.stderr
+
+
 def test_info_json_describes_the_index(built: tuple) -> None:
     work, _ = built
     info = json.loads(rag("info", "--index", "idx", "--json", cwd=work).stdout)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rag import threads
+from rag import lexical, threads
 from rag.embed import Embedder
 from rag.ingest.chunker import Chunk, ChunkConfig, Chunker
 from rag.ingest.loaders import LoadError, load
@@ -61,6 +61,7 @@ class _Parsed:
     text: str = ""
     pages: list[tuple[int, int, int]] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
+    terms: list[str] = field(default_factory=list)  # each chunk's BM25 terms, space-joined
     error: str | None = None
 
 
@@ -190,7 +191,8 @@ def _add(staging: Staging, parsed: _Parsed, vectors: object, manifest: dict[str,
     cand = parsed.candidate
     path = str(cand.path)
     record = FileRecord(path, parsed.kind, parsed.sha256, cand.size, cand.mtime_ns, len(parsed.chunks), time.time())
-    rows = [(c.ordinal, c.start, c.end, c.page, c.heading, c.n_tokens, c.text) for c in parsed.chunks]
+    rows = [(c.ordinal, c.start, c.end, c.page, c.heading, c.n_tokens, c.text, terms)
+            for c, terms in zip(parsed.chunks, parsed.terms, strict=True)]
     staging.add_file(record, parsed.text, parsed.pages, rows, vectors)  # type: ignore[arg-type]
     (report.updated if path in manifest else report.added).append(path)
 
@@ -204,6 +206,7 @@ def _parse_one(cand: Candidate, chunker: Chunker) -> _Parsed:
     try:
         doc = load(cand.path.suffix, data)
         parsed.chunks = chunker.split(doc)
+        parsed.terms = [" ".join(t) for t in lexical.terms([c.text for c in parsed.chunks])]
     except LoadError as exc:
         parsed.error = str(exc)
     except Exception as exc:  # a parser bug on one file must not stop the others
