@@ -6,10 +6,12 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from rag.fsutil import atomic_write_text
 from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import IngestReport
@@ -54,6 +56,18 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--dense-weight", type=float, default=FusionConfig.dense_weight, help="hybrid: dense weight")
     search.add_argument("--bm25-weight", type=float, default=FusionConfig.bm25_weight, help="hybrid: BM25 weight")
     search.add_argument("--json", action="store_true", help="print a JSON list")
+
+    evaluate = sub.add_parser("eval", help="measure retrieval quality on a labelled dataset")
+    what = evaluate.add_subparsers(dest="what", required=True)
+    retrieval = what.add_parser("retrieval", help="nDCG@10, Recall@1/5/10/20, MRR@10 and latency per mode")
+    retrieval.add_argument("--dataset", type=Path, required=True, help="SQuAD JSON file or BEIR folder")
+    retrieval.add_argument("--format", choices=["squad", "beir"], required=True)
+    retrieval.add_argument("--mode", nargs="+", choices=MODES, default=list(MODES), help="modes (default: all)")
+    retrieval.add_argument("--limit", type=int, help="SQuAD: whole articles up to N questions; BEIR: first N queries")
+    retrieval.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    retrieval.add_argument("--cache", type=Path, help="keep the dataset's documents and index here, reused next time")
+    retrieval.add_argument("--out", type=Path, help="write results.json and results.md into this folder")
+    retrieval.add_argument("--json", action="store_true", help="print {mode: {metric: value}}")
 
     info = sub.add_parser("info", help="describe an index")
     info.add_argument("--index", default=default_index, help=index_help)
@@ -147,6 +161,30 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
         print(f"{hit.rank:>2}. {hit.score:.3f}  {where}{heading}  ({why})\n    {snippet[:300]}{more}")
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rag.evaluation import retrieval as ev
+
+    dataset = (ev.load_squad(args.dataset, args.limit) if args.format == "squad"
+               else ev.load_beir(args.dataset, args.limit, args.split))
+    print(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        index, by_path = ev.build_index(dataset, args.cache or Path(tmp))
+        results = ev.evaluate(index, by_path, dataset, args.mode)
+        index.close()
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        summary = {"dataset": str(args.dataset), "documents": len(dataset.corpus), "queries": len(dataset.queries),
+                   "results": results}
+        atomic_write_text(args.out / "results.json", json.dumps(summary, indent=1) + "\n")
+        atomic_write_text(args.out / "results.md", f"# Retrieval: {dataset.name}\n\n{len(dataset.corpus)} documents, "
+                                             f"{len(dataset.queries)} queries.\n\n{ev.markdown_table(results)}\n")
+    if args.json:
+        _print_json(results)
+    else:
+        print(ev.markdown_table(results))
+    return EXIT_OK
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     with Index(args.index) as index:
         info = index.info()
@@ -167,4 +205,4 @@ def _print_json(obj: object) -> None:
     print()
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "info": cmd_info}
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "eval": cmd_eval, "info": cmd_info}

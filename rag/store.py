@@ -31,6 +31,7 @@ import faiss
 import numpy as np
 
 from rag import lexical
+from rag.fsutil import atomic_write_text, fsync_path
 
 FORMAT_VERSION = 2
 CURRENT = "CURRENT"
@@ -132,14 +133,6 @@ def _sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _new_flat_index(dim: int) -> faiss.Index:
@@ -347,16 +340,12 @@ class Staging:
                 "created_at": time.time()}
         (self.path / META).write_text(json.dumps(meta, indent=1))
         for name in (*checksums, META):
-            _fsync(self.path / name)
-        _fsync(self.path / lexical.FOLDER)
-        _fsync(self.path)
+            fsync_path(self.path / name)
+        fsync_path(self.path / lexical.FOLDER)
+        fsync_path(self.path)
         final = self.index_dir / _next_snapshot_name(self.index_dir)
         os.rename(self.path, final)
-        tmp = self.index_dir / f".{CURRENT}.tmp"
-        tmp.write_text(final.name + "\n")
-        _fsync(tmp)
-        os.replace(tmp, self.index_dir / CURRENT)
-        _fsync(self.index_dir)
+        atomic_write_text(self.index_dir / CURRENT, final.name + "\n")
         return final
 
     def abort(self) -> None:
