@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--index", default=default_index, help=index_help)
     search.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
     search.add_argument("--mode", choices=MODES, default="hybrid", help="ranking: dense, bm25 or hybrid (default)")
-    search.add_argument("--rrf-k", type=int, default=FusionConfig.rrf_k, help="RRF constant (default 60)")
+    search.add_argument("--rrf-k", type=int, default=FusionConfig.rrf_k, help="RRF constant (default 10)")
     search.add_argument("--dense-weight", type=float, default=FusionConfig.dense_weight, help="hybrid: dense weight")
     search.add_argument("--bm25-weight", type=float, default=FusionConfig.bm25_weight, help="hybrid: BM25 weight")
     search.add_argument("--json", action="store_true", help="print a JSON list")
@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     what = evaluate.add_subparsers(dest="what", required=True)
     retrieval = what.add_parser("retrieval", help="nDCG@10, Recall@1/5/10/20, MRR@10 and latency per mode")
     retrieval.add_argument("--dataset", type=Path, required=True, help="SQuAD JSON file or BEIR folder")
-    retrieval.add_argument("--format", choices=["squad", "beir"], required=True)
+    retrieval.add_argument("--format", choices=["squad", "beir", "halueval"], required=True,
+                           help="halueval: the last 1000 rows of a HaluEval QA file (the project's dev split)")
     retrieval.add_argument("--mode", nargs="+", choices=MODES, default=list(MODES), help="modes (default: all)")
     retrieval.add_argument("--limit", type=int, help="SQuAD: whole articles up to N questions; BEIR: first N queries")
     retrieval.add_argument("--split", default="test", help="BEIR qrels split (default test)")
@@ -164,8 +165,7 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.evaluation import retrieval as ev
 
-    dataset = (ev.load_squad(args.dataset, args.limit) if args.format == "squad"
-               else ev.load_beir(args.dataset, args.limit, args.split))
+    dataset = ev.load(args.format, args.dataset, args.limit, args.split)
     print(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         index, by_path = ev.build_index(dataset, args.cache or Path(tmp))

@@ -58,7 +58,8 @@ def test_hybrid_hits_carry_both_methods_ranks(tmp_path: Path, corpus: Path, fake
     hits = index.search("Skerry Point lighthouse keeper", k=3, mode="hybrid")
     top = hits[0]
     assert Path(top.source).name == "sample.txt" and top.dense_rank == 1 and top.bm25_rank == 1
-    assert top.score == pytest.approx(2 / 61)
+    fusion = FusionConfig()
+    assert top.score == pytest.approx((fusion.dense_weight + fusion.bm25_weight) / (fusion.rrf_k + 1))
     assert [h.rank for h in hits] == [1, 2, 3] and hits[0].score >= hits[1].score >= hits[2].score
     dense = index.search("Skerry Point lighthouse keeper", k=3, mode="dense")
     assert dense[0].bm25_rank is None and dense[0].score == dense[0].dense_score

@@ -70,6 +70,30 @@ def load_beir(folder: Path, limit: int | None = None, split: str = "test") -> Da
     return Dataset(folder.name, corpus, {q: all_queries[q] for q in ids}, {q: qrels[q] for q in ids})
 
 
+def load_halueval(path: Path, limit: int | None = None, dev_rows: int = 1000) -> Dataset:
+    """HaluEval QA as retrieval, on the last `dev_rows` rows only (the project's own dev split,
+    kept out of all training): each record's knowledge is a document, its question the query."""
+    rows = _jsonl(Path(path))[-dev_rows:][:limit]
+    corpus: dict[str, str] = {}
+    by_text: dict[str, str] = {}
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for n, row in enumerate(rows):
+        doc_id = by_text.setdefault(row["knowledge"], f"k{len(by_text)}")
+        corpus[doc_id] = row["knowledge"]
+        queries[f"q{n}"] = row["question"]
+        qrels[f"q{n}"] = {doc_id: 1}
+    return Dataset(f"{Path(path).name} (last {dev_rows} rows)", corpus, queries, qrels)
+
+
+def load(fmt: str, path: Path, limit: int | None = None, split: str = "test") -> Dataset:
+    loaders = {"squad": lambda: load_squad(path, limit), "beir": lambda: load_beir(path, limit, split),
+               "halueval": lambda: load_halueval(path, limit)}
+    if fmt not in loaders:
+        raise ValueError(f"unknown dataset format {fmt!r}; choose one of {', '.join(loaders)}")
+    return loaders[fmt]()
+
+
 def _jsonl(path: Path) -> list[dict]:
     with path.open() as fh:
         return [json.loads(line) for line in fh if line.strip()]
