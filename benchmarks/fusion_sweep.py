@@ -35,8 +35,8 @@ def main() -> None:
     dataset = ev.load(args.format, args.dataset)
     with tempfile.TemporaryDirectory() as tmp:
         index, by_path = ev.build_index(dataset, args.cache or Path(tmp))
-        dense = DenseRetriever(index.snapshot(), index._get_embedder(index.snapshot().meta.embedder))
-        bm25 = BM25Retriever(index.snapshot())
+        dense, bm25 = index.retriever("dense"), index.retriever("bm25")
+        assert isinstance(dense, DenseRetriever) and isinstance(bm25, BM25Retriever)
         runs = {qid: ([c for c, _ in dense.ranked(text, DEPTH)], [c for c, _ in bm25.ranked(text, DEPTH)])
                 for qid, text in tqdm(dataset.queries.items(), desc="rank", unit="query")}
         docs = {r.id: by_path[r.path] for r in index.snapshot().chunks([c for d, b in runs.values() for c in d + b])}

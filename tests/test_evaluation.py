@@ -78,6 +78,19 @@ def test_beir_loader_joins_titles_and_skips_unjudged(beir_folder: Path) -> None:
     assert set(data.queries) == {"q1", "q2"} and data.qrels == {"q1": {"d1": 1}, "q2": {"d2": 2, "d3": 1}}
 
 
+def test_halueval_loader_uses_only_the_dev_rows(tmp_path: Path) -> None:
+    rows = [{"knowledge": f"fact {i % 3}", "question": f"question {i}?", "right_answer": "a",
+             "hallucinated_answer": "b"} for i in range(10)]
+    path = tmp_path / "halu.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = ev.load_halueval(path, dev_rows=4)
+    assert list(data.queries.values()) == ["question 6?", "question 7?", "question 8?", "question 9?"]
+    assert len(data.corpus) == 3  # identical knowledge texts are one document
+    assert data.corpus[next(iter(data.qrels["q1"]))] == "fact 1"
+    with pytest.raises(ValueError, match="unknown dataset format 'csv'"):
+        ev.load("csv", path)
+
+
 def test_evaluate_reports_every_metric_per_mode(squad_file: Path, tmp_path: Path, fake: FakeEmbedder) -> None:
     dataset = ev.load_squad(squad_file)
     index, by_path = ev.build_index(dataset, tmp_path / "work", embedder=fake, progress=False)
