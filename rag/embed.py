@@ -107,11 +107,11 @@ class CountingTokenizer:
         return int(self._tok.post_processor.num_special_tokens_to_add(pair)) if self._tok.post_processor else 0
 
 
-def _read_max_seq_length(path: Any) -> int | None:
+def _read_max_seq_length(path: Path) -> int | None:
     """The limit from sentence_bert_config.json, read without loading the model."""
     import json
 
-    config = Path(path) / "sentence_bert_config.json"
+    config = path / "sentence_bert_config.json"
     if config.is_file():
         value = json.loads(config.read_text()).get("max_seq_length")
         return int(value) if value else None

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from rag import lexical, threads
@@ -186,14 +187,14 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
             flush()
 
 
-def _add(staging: Staging, parsed: _Parsed, vectors: object, manifest: dict[str, FileRecord],
+def _add(staging: Staging, parsed: _Parsed, vectors: np.ndarray, manifest: dict[str, FileRecord],
          report: IngestReport) -> None:
     cand = parsed.candidate
     path = str(cand.path)
     record = FileRecord(path, parsed.kind, parsed.sha256, cand.size, cand.mtime_ns, len(parsed.chunks), time.time())
     rows = [(c.ordinal, c.start, c.end, c.page, c.heading, c.n_tokens, c.text, terms)
             for c, terms in zip(parsed.chunks, parsed.terms, strict=True)]
-    staging.add_file(record, parsed.text, parsed.pages, rows, vectors)  # type: ignore[arg-type]
+    staging.add_file(record, parsed.text, parsed.pages, rows, vectors)
     (report.updated if path in manifest else report.added).append(path)
 
 
