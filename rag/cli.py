@@ -18,6 +18,7 @@ from rag.ingest.pipeline import IngestReport
 from rag.models import ModelNotFoundError
 from rag.retrieve import MODES, FusionConfig, Hit
 from rag.store import StoreError
+from rag.vectors import POLICIES
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (new index or --rebuild)")
     ingest.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring chunks")
     ingest.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 50)")
+    ingest.add_argument("--index-type", choices=POLICIES,
+                        help="vector index: exact flat, approximate ivf, or auto (ivf from 100k chunks); kept")
     ingest.add_argument("--json", action="store_true", help="print one JSON object")
 
     search = sub.add_parser("search", help="find the chunks nearest a query; no QUERY starts a prompt")
@@ -96,7 +99,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                                default.overlap_tokens if args.overlap_tokens is None else args.overlap_tokens)
     index = Index(args.index, embedder=args.embedder, chunking=chunking)
     max_bytes = int(args.max_file_mb * 2**20) if args.max_file_mb else None
-    report = index.ingest(args.paths, rebuild=args.rebuild, wait=args.wait, max_file_bytes=max_bytes)
+    report = index.ingest(args.paths, rebuild=args.rebuild, wait=args.wait, max_file_bytes=max_bytes,
+                          index_type=args.index_type)
     if args.json:
         _print_json(_report_json(report))
     else:

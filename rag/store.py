@@ -24,13 +24,13 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from rag import lexical
+from rag import lexical, vectors
 from rag.fsutil import atomic_write_text, fsync_path
 
 FORMAT_VERSION = 2
@@ -85,7 +85,10 @@ class IndexMeta:
     max_tokens: int
     chunk_tokens: int
     overlap_tokens: int
-    index_type: str = "flat-ip"
+    index_type: str = vectors.FLAT  # what the vectors are stored in now
+    index_policy: str = "auto"  # what the user asked for: auto, flat or ivf
+    ivf_trained_on: int = 0  # vectors the IVF was trained on (retrained after RETRAIN_GROWTH times more)
+    nprobe: int = vectors.DEFAULT_NPROBE
     format_version: int = FORMAT_VERSION
 
     def check_compatible(self, embedder: str, chunk_tokens: int, overlap_tokens: int, index_dir: Path) -> None:
@@ -135,10 +138,6 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _new_flat_index(dim: int) -> faiss.Index:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-
 def current_snapshot(index_dir: Path) -> Path | None:
     """The published snapshot folder, or None when nothing was ever published."""
     try:
@@ -169,6 +168,7 @@ class Snapshot:
         if verify:
             self._verify()
         self.vectors = faiss.read_index(str(path / VECTORS))
+        vectors.set_nprobe(self.vectors, self.meta.nprobe)
         self.lexical = lexical.LexicalIndex(path / lexical.FOLDER)
         self.db = sqlite3.connect(f"file:{path / SQLITE}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
@@ -275,11 +275,12 @@ class Staging:
         if base is None:
             self.db = sqlite3.connect(self.path / SQLITE)
             self.db.executescript(_SCHEMA)
-            self.vectors = _new_flat_index(meta.dim)
+            self.vectors = vectors.new_flat(meta.dim)
         else:
             shutil.copyfile(base.path / SQLITE, self.path / SQLITE)
             self.db = sqlite3.connect(self.path / SQLITE)
             self.vectors = faiss.read_index(str(base.path / VECTORS))
+            self.meta = replace(meta, index_type=base.meta.index_type, ivf_trained_on=base.meta.ivf_trained_on)
         # The staging copy is thrown away if we die, so it needs no journal.
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
@@ -329,6 +330,7 @@ class Staging:
     def publish(self) -> Path:
         """Make this the current snapshot, atomically, and return its folder."""
         self._check_consistent()
+        self._fit_vectors()
         rows = self.db.execute("SELECT id, terms FROM chunks ORDER BY id").fetchall()
         bm25_files = lexical.build(self.path / lexical.FOLDER, np.array([r[0] for r in rows], dtype=np.int64),
                                    [r[1].split() for r in rows])
@@ -347,6 +349,15 @@ class Staging:
         os.rename(self.path, final)
         atomic_write_text(self.index_dir / CURRENT, final.name + "\n")
         return final
+
+    def _fit_vectors(self) -> None:
+        """Move the vectors into the index kind the policy wants at this size (or retrain the IVF)."""
+        n = int(self.vectors.ntotal)
+        kind = vectors.wanted_kind(self.meta.index_policy, n)
+        if vectors.needs_rebuild(self.meta.index_type, kind, n, self.meta.ivf_trained_on):
+            ids, vecs = vectors.contents(self.vectors)
+            self.vectors = vectors.build(kind, self.meta.dim, ids, vecs)
+            self.meta = replace(self.meta, index_type=kind, ivf_trained_on=n if kind == vectors.IVF else 0)
 
     def abort(self) -> None:
         with contextlib.suppress(sqlite3.Error):

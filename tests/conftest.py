@@ -98,13 +98,14 @@ def rag_env() -> dict[str, str]:
 
 def chunk_set(index_dir: Path) -> set[tuple[str, int, int, str]]:
     """(path, start, end, text) of every chunk; also checks FAISS and SQLite agree, no duplicates."""
+    from rag import vectors
     from rag.store import Snapshot
 
     snap = Snapshot.open(index_dir)
     try:
         rows = snap.db.execute("SELECT path, start, end, text FROM chunks").fetchall()
         ids = {r[0] for r in snap.db.execute("SELECT id FROM chunks")}
-        faiss_ids = {int(snap.vectors.id_map.at(i)) for i in range(snap.vectors.ntotal)}
+        faiss_ids = set(vectors.contents(snap.vectors)[0].tolist())
         assert ids == faiss_ids, "FAISS and SQLite disagree on chunk ids"
         assert len(rows) == len(set(rows)), "duplicate chunks"
         return {tuple(r) for r in rows}

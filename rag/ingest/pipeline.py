@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rag import lexical, threads
+from rag import lexical, threads, vectors
 from rag.embed import Embedder
 from rag.ingest.chunker import Chunk, ChunkConfig, Chunker
 from rag.ingest.loaders import LoadError, load
@@ -35,6 +35,7 @@ class IngestOptions:
     wait: bool = False  # wait for another writer instead of failing
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     progress: bool | None = None  # None: show progress bars when stderr is a terminal
+    index_type: str | None = None  # auto, flat or ivf; None keeps what the index records
 
 
 @dataclass
@@ -93,18 +94,22 @@ def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], em
                    chunking: ChunkConfig, options: IngestOptions) -> IngestReport:
     if base is not None:
         base.meta.check_compatible(embedder.name, chunking.chunk_tokens, chunking.overlap_tokens, index_dir)
+    policy = options.index_type or (base.meta.index_policy if base is not None else "auto")
+    vectors.wanted_kind(policy, 0)  # an unknown policy fails before any work
     manifest = base.manifest() if base is not None else {}
     earlier = base.failures() if base is not None else {}
     plan = _plan(scan(paths, options.max_file_bytes), manifest, earlier)
     report = IngestReport(removed=plan.removed, unchanged=plan.unchanged)
     failures = plan.failures
-    if base is not None and not plan.to_read and not plan.removed and failures == earlier:
+    if (base is not None and not plan.to_read and not plan.removed and failures == earlier
+            and policy == base.meta.index_policy):
         report.chunks_total = base.chunk_count()
         report.failed = _failed_list(failures)
         return report  # nothing changed: publish nothing
 
     dim = base.meta.dim if base is not None else embedder.dim
-    meta = IndexMeta(embedder.name, dim, embedder.max_tokens, chunking.chunk_tokens, chunking.overlap_tokens)
+    meta = IndexMeta(embedder.name, dim, embedder.max_tokens, chunking.chunk_tokens, chunking.overlap_tokens,
+                     index_policy=policy)
     staging = Staging(index_dir, meta, base)
     try:
         for path in report.removed:

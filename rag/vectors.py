@@ -1,0 +1,79 @@
+"""FAISS vector indexes keyed by chunk id: exact (flat inner product) or approximate (IVF-Flat).
+
+Both support adding and removing ids in place, which incremental ingest needs. The
+IVF index stores full vectors in its lists, so its scores are exact; it is only
+approximate in which lists (nprobe of nlist) a query visits. It is retrained from
+its own vectors when it has grown RETRAIN_GROWTH times since it was trained.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import faiss
+import numpy as np
+
+FLAT = "flat-ip"
+IVF = "ivf-flat"
+POLICIES = ("auto", "flat", "ivf")
+IVF_MIN_VECTORS = 100_000  # "auto" switches to IVF from this many chunks on
+RETRAIN_GROWTH = 4
+DEFAULT_NPROBE = 32
+_POINTS_PER_LIST = 39  # FAISS's minimum training points per list
+
+
+def new_flat(dim: int) -> faiss.Index:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def wanted_kind(policy: str, n: int) -> str:
+    if policy not in POLICIES:
+        raise ValueError(f"unknown index type {policy!r}; choose one of {', '.join(POLICIES)}")
+    ivf = policy == "ivf" or (policy == "auto" and n >= IVF_MIN_VECTORS)
+    return IVF if ivf and n > 0 else FLAT
+
+
+def needs_rebuild(kind_now: str, kind_wanted: str, n: int, trained_on: int) -> bool:
+    return kind_now != kind_wanted or (kind_wanted == IVF and n > RETRAIN_GROWTH * max(trained_on, 1))
+
+
+def contents(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of everything stored, in no particular order."""
+    if isinstance(index, faiss.IndexIDMap2):
+        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+        flat = faiss.downcast_index(index.index)
+        return ids, flat.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+    ivf = faiss.extract_index_ivf(index)
+    lists: Any = ivf.invlists
+    id_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
+    vec_parts: list[np.ndarray] = [np.zeros((0, ivf.d), np.float32)]
+    for i in range(ivf.nlist):
+        n = lists.list_size(i)
+        if n:
+            id_parts.append(faiss.rev_swig_ptr(lists.get_ids(i), n).copy())
+            codes = faiss.rev_swig_ptr(lists.get_codes(i), n * lists.code_size).copy()
+            vec_parts.append(codes.view(np.float32).reshape(n, ivf.d))
+    return np.concatenate(id_parts), np.concatenate(vec_parts)
+
+
+def build(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, seed: int = 0) -> faiss.Index:
+    """A new index of `kind` holding `vectors` under `ids`."""
+    n = len(ids)
+    if kind == FLAT:
+        index = new_flat(dim)
+    else:
+        nlist = max(1, min(int(4 * math.sqrt(n)), n // _POINTS_PER_LIST))
+        index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(seed).choice(n, size=min(n, 256 * nlist), replace=False)
+        index.train(np.ascontiguousarray(vectors[np.sort(sample)]))
+        faiss.extract_index_ivf(index).set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+    if n:
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    return index
+
+
+def set_nprobe(index: faiss.Index, nprobe: int) -> None:
+    """How many IVF lists a query visits (no effect on an exact index)."""
+    if not isinstance(index, faiss.IndexIDMap2):
+        faiss.extract_index_ivf(index).nprobe = nprobe

@@ -1,0 +1,91 @@
+"""Vector index kinds: exact flat and IVF, their conversions, and deletions in the IVF."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import Index, vectors
+from rag.store import IndexMeta, Snapshot
+from tests.conftest import FIXTURES, FakeEmbedder, chunk_set
+
+
+def _grow(corpus: Path, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        (corpus / f"note{i}.txt").write_text(f"Note {i} concerns topic {i % 7}: " + f"word{i} " * 40)
+
+
+def _meta(index_dir: Path) -> IndexMeta:
+    return Snapshot.open(index_dir).meta
+
+
+def _unit(n: int, dim: int = 32, seed: int = 1) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", [vectors.FLAT, vectors.IVF])
+def test_contents_round_trip(kind: str) -> None:
+    x, ids = _unit(500), np.arange(1000, 1500, dtype=np.int64)
+    index = vectors.build(kind, 32, ids, x)
+    index.remove_ids(np.array([1001, 1002], dtype=np.int64))
+    got_ids, got = vectors.contents(index)
+    order = np.argsort(got_ids)
+    keep = np.isin(ids, [1001, 1002], invert=True)
+    assert np.array_equal(got_ids[order], ids[keep]) and np.allclose(got[order], x[keep])
+
+
+def test_ivf_visiting_every_list_equals_exact_search() -> None:
+    x, ids = _unit(2000), np.arange(2000, dtype=np.int64)
+    exact, ivf = vectors.build(vectors.FLAT, 32, ids, x), vectors.build(vectors.IVF, 32, ids, x)
+    vectors.set_nprobe(ivf, vectors.faiss.extract_index_ivf(ivf).nlist)
+    queries = _unit(20, seed=2)
+    assert np.array_equal(exact.search(queries, 10)[1], ivf.search(queries, 10)[1])
+
+
+def test_ivf_index_follows_updates_and_deletions(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> None:
+    _grow(corpus, 200)
+    index = Index(tmp_path / "idx", embedder=fake)
+    index.ingest([corpus], progress=False, index_type="ivf")
+    assert _meta(tmp_path / "idx").index_type == vectors.IVF
+    assert vectors.faiss.extract_index_ivf(Snapshot.open(tmp_path / "idx").vectors).nlist > 1
+    shutil.copy(FIXTURES / "sample.md", corpus / "sample.txt")
+    (corpus / "note3.txt").unlink()
+    index.ingest([corpus], progress=False)  # no flag: the recorded policy holds
+    assert _meta(tmp_path / "idx").index_type == vectors.IVF
+    assert not [h for h in index.search("word3", k=20, mode="dense") if h.source.endswith("note3.txt")]
+    Index(tmp_path / "clean", embedder=fake).ingest([corpus], progress=False)
+    assert chunk_set(tmp_path / "idx") == chunk_set(tmp_path / "clean")
+
+
+def test_auto_switches_at_the_threshold_and_flat_can_be_forced(tmp_path: Path, corpus: Path, fake: FakeEmbedder,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors, "IVF_MIN_VECTORS", 40)
+    index = Index(tmp_path / "idx", embedder=fake)
+    index.ingest([corpus], progress=False)
+    assert _meta(tmp_path / "idx").index_type == vectors.FLAT
+    _grow(corpus, 60)
+    index.ingest([corpus], progress=False)
+    meta = _meta(tmp_path / "idx")
+    assert (meta.index_type, meta.index_policy) == (vectors.IVF, "auto") and meta.ivf_trained_on >= 40
+    report = index.ingest([corpus], progress=False, index_type="flat")  # no file changed, policy did
+    assert report.snapshot is not None and _meta(tmp_path / "idx").index_type == vectors.FLAT
+    assert chunk_set(tmp_path / "idx")
+
+
+def test_ivf_is_retrained_after_growing(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> None:
+    _grow(corpus, 20)
+    index = Index(tmp_path / "idx", embedder=fake)
+    index.ingest([corpus], progress=False, index_type="ivf")
+    first = _meta(tmp_path / "idx").ivf_trained_on
+    _grow(corpus, vectors.RETRAIN_GROWTH * 30, start=20)
+    index.ingest([corpus], progress=False)
+    assert _meta(tmp_path / "idx").ivf_trained_on > vectors.RETRAIN_GROWTH * first
+
+
+def test_unknown_index_type_is_a_clear_error(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> None:
+    with pytest.raises(ValueError, match="unknown index type 'hnsw'.*auto, flat, ivf"):
+        Index(tmp_path / "idx", embedder=fake).ingest([corpus], progress=False, index_type="hnsw")
