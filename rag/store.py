@@ -280,7 +280,8 @@ class Staging:
             shutil.copyfile(base.path / SQLITE, self.path / SQLITE)
             self.db = sqlite3.connect(self.path / SQLITE)
             self.vectors = faiss.read_index(str(base.path / VECTORS))
-            self.meta = replace(meta, index_type=base.meta.index_type, ivf_trained_on=base.meta.ivf_trained_on)
+            self.meta = replace(meta, index_type=base.meta.index_type, ivf_trained_on=base.meta.ivf_trained_on,
+                                nprobe=base.meta.nprobe)
         # The staging copy is thrown away if we die, so it needs no journal.
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
@@ -357,7 +358,8 @@ class Staging:
         if vectors.needs_rebuild(self.meta.index_type, kind, n, self.meta.ivf_trained_on):
             ids, vecs = vectors.contents(self.vectors)
             self.vectors = vectors.build(kind, self.meta.dim, ids, vecs)
-            self.meta = replace(self.meta, index_type=kind, ivf_trained_on=n if kind == vectors.IVF else 0)
+            self.meta = replace(self.meta, index_type=kind, ivf_trained_on=n if kind == vectors.IVF else 0,
+                                nprobe=vectors.default_nprobe(self.vectors))
 
     def abort(self) -> None:
         with contextlib.suppress(sqlite3.Error):

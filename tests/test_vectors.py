@@ -89,3 +89,11 @@ def test_ivf_is_retrained_after_growing(tmp_path: Path, corpus: Path, fake: Fake
 def test_unknown_index_type_is_a_clear_error(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> None:
     with pytest.raises(ValueError, match="unknown index type 'hnsw'.*auto, flat, ivf"):
         Index(tmp_path / "idx", embedder=fake).ingest([corpus], progress=False, index_type="hnsw")
+
+
+def test_ivf_records_a_proportional_nprobe(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> None:
+    _grow(corpus, 200)
+    Index(tmp_path / "idx", embedder=fake).ingest([corpus], progress=False, index_type="ivf")
+    snap = Snapshot.open(tmp_path / "idx")
+    ivf = vectors.faiss.extract_index_ivf(snap.vectors)
+    assert snap.meta.nprobe == ivf.nprobe == max(vectors.DEFAULT_NPROBE, -(-ivf.nlist // 10))
