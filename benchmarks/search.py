@@ -3,7 +3,7 @@
     python benchmarks/search.py [--index indexes/default] [--rounds 5] [--json]
 
 Each round runs every query once per thread count, alternating the order between rounds.
-Reports p50/p95 of the whole search (query embedding + FAISS + SQLite) per thread count.
+Reports p50/p95 of a whole hybrid search (query embedding, FAISS, BM25, fusion, SQLite) per thread count.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main() -> None:
         for n in ((1, 2) if round_ % 2 == 0 else (2, 1)):
             for query in QUERIES:
                 start = time.perf_counter()
-                index.search(query, k=5, n_threads=n)
+                index.search(query, k=5, mode="hybrid", n_threads=n)
                 times[n].append(time.perf_counter() - start)
     result = {f"{n}_thread{'s' if n > 1 else ''}": {"p50_ms": round(1000 * statistics.median(t), 2),
                                                      "p95_ms": round(1000 * _p95(t), 2), "queries": len(t)}
