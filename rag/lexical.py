@@ -59,8 +59,10 @@ class LexicalIndex:
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of up to k chunks sharing a term with `query`, best first."""
-        query_terms = [t for t in terms([query])[0] if self.model is not None and t in self.model.vocab_dict]
-        if not query_terms or self.model is None:
+        if self.model is None:
+            return []
+        query_terms = [t for t in terms([query])[0] if t in self.model.vocab_dict]
+        if not query_terms:
             return []
         docs, scores = self.model.retrieve([query_terms], k=min(k, len(self.chunk_ids)), show_progress=False,
                                            n_threads=0)

@@ -67,8 +67,25 @@ def _hits(snapshot: Snapshot, scored: list[tuple[int, float]], extra: Mapping[in
     return hits
 
 
-class DenseRetriever:
+class _OneMethod:
+    """A retriever that ranks by one method; `ranked` is what hybrid fusion consumes."""
+
+    method: str
+    snapshot: Snapshot
+
+    def ranked(self, query: str, depth: int) -> list[tuple[int, float]]:
+        raise NotImplementedError
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        _check(query, k)
+        scored = self.ranked(query, k)
+        return _hits(self.snapshot, scored, _ranks(self.method, scored))
+
+
+class DenseRetriever(_OneMethod):
     """Nearest chunks by cosine similarity of embeddings."""
+
+    method = "dense"
 
     def __init__(self, snapshot: Snapshot, embedder: Embedder) -> None:
         self.snapshot = snapshot
@@ -77,25 +94,17 @@ class DenseRetriever:
     def ranked(self, query: str, depth: int) -> list[tuple[int, float]]:
         return self.snapshot.search(self.embedder.embed([query]), depth)[0]
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        _check(query, k)
-        scored = self.ranked(query, k)
-        return _hits(self.snapshot, scored, _ranks("dense", scored))
 
-
-class BM25Retriever:
+class BM25Retriever(_OneMethod):
     """Chunks ranked by BM25 over stemmed terms."""
+
+    method = "bm25"
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
 
     def ranked(self, query: str, depth: int) -> list[tuple[int, float]]:
         return self.snapshot.lexical.search(query, depth)
-
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        _check(query, k)
-        scored = self.ranked(query, k)
-        return _hits(self.snapshot, scored, _ranks("bm25", scored))
 
 
 class HybridRetriever:

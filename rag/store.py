@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import faiss
@@ -169,8 +170,12 @@ class Snapshot:
             self._verify()
         self.vectors = faiss.read_index(str(path / VECTORS))
         vectors.set_nprobe(self.vectors, self.meta.nprobe)
-        self.lexical = lexical.LexicalIndex(path / lexical.FOLDER)
         self.db = sqlite3.connect(f"file:{path / SQLITE}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
+    @cached_property
+    def lexical(self) -> lexical.LexicalIndex:
+        """The BM25 index, loaded on first use: ingests and dense searches never need it."""
+        return lexical.LexicalIndex(self.path / lexical.FOLDER)
 
     @classmethod
     def open(cls, index_dir: Path, verify: bool = True) -> Snapshot:
@@ -297,12 +302,13 @@ class Staging:
         return len(ids)
 
     def add_file(self, record: FileRecord, text: str, pages: Iterable[tuple[int, int, int]],
-                 chunks: Sequence[tuple[int, int, int, int | None, str, int, str, str]], vectors: np.ndarray) -> None:
+                 chunks: Sequence[tuple[int, int, int, int | None, str, int, str, str]],
+                 embeddings: np.ndarray) -> None:
         """Add a file with its chunks `(ordinal, start, end, page, heading, n_tokens, text, terms)`
         and their vectors, replacing any earlier version of the file. `terms` are the chunk's
         BM25 terms joined by spaces."""
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{record.path}: {len(chunks)} chunks but {len(vectors)} vectors")
+        if len(chunks) != len(embeddings):
+            raise ValueError(f"{record.path}: {len(chunks)} chunks but {len(embeddings)} vectors")
         self.remove_file(record.path)
         first = self._take_ids(len(chunks))
         ids = np.arange(first, first + len(chunks), dtype=np.int64)
@@ -311,7 +317,7 @@ class Staging:
         self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [(int(i), record.path, *c) for i, c in zip(ids, chunks, strict=True)])
         if len(ids):
-            self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            self.vectors.add_with_ids(np.ascontiguousarray(embeddings, dtype=np.float32), ids)
 
     def touch_file(self, path: str, mtime_ns: int) -> None:
         """Record a new mtime for a file whose content did not change."""

@@ -165,11 +165,11 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
 
         def flush() -> None:
             texts = [c.text for p in pending for c in p.chunks]
-            vectors = embedder.embed(texts, progress=embed_bar.update)
+            embeddings = embedder.embed(texts, progress=embed_bar.update)
             row = 0
             for parsed in pending:
                 n = len(parsed.chunks)
-                _add(staging, parsed, vectors[row : row + n], manifest, report)
+                _add(staging, parsed, embeddings[row : row + n], manifest, report)
                 row += n
             report.chunks_embedded += len(texts)
             pending.clear()
@@ -192,14 +192,14 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
             flush()
 
 
-def _add(staging: Staging, parsed: _Parsed, vectors: np.ndarray, manifest: dict[str, FileRecord],
+def _add(staging: Staging, parsed: _Parsed, embeddings: np.ndarray, manifest: dict[str, FileRecord],
          report: IngestReport) -> None:
     cand = parsed.candidate
     path = str(cand.path)
     record = FileRecord(path, parsed.kind, parsed.sha256, cand.size, cand.mtime_ns, len(parsed.chunks), time.time())
     rows = [(c.ordinal, c.start, c.end, c.page, c.heading, c.n_tokens, c.text, terms)
             for c, terms in zip(parsed.chunks, parsed.terms, strict=True)]
-    staging.add_file(record, parsed.text, parsed.pages, rows, vectors)
+    staging.add_file(record, parsed.text, parsed.pages, rows, embeddings)
     (report.updated if path in manifest else report.added).append(path)
 
 
