@@ -16,11 +16,13 @@ from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import IngestReport
 from rag.models import ModelNotFoundError
+from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N
 from rag.retrieve import MODES, FusionConfig, Hit
 from rag.store import StoreError
 from rag.vectors import POLICIES
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_ERROR = 0, 1, 2
+EVAL_MODES = [*MODES, *(f"{m}+rerank" for m in MODES)]
 
 
 def display_path(path: str) -> str:
@@ -58,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--rrf-k", type=int, default=FusionConfig.rrf_k, help="RRF constant (default 10)")
     search.add_argument("--dense-weight", type=float, default=FusionConfig.dense_weight, help="hybrid: dense weight")
     search.add_argument("--bm25-weight", type=float, default=FusionConfig.bm25_weight, help="hybrid: BM25 weight")
+    _rerank_options(search)
+    search.add_argument("--rerank", action="store_true", help="rescore the best hits with the cross-encoder reranker")
     search.add_argument("--json", action="store_true", help="print a JSON list")
 
     evaluate = sub.add_parser("eval", help="measure retrieval quality on a labelled dataset")
@@ -66,17 +70,38 @@ def _parser() -> argparse.ArgumentParser:
     retrieval.add_argument("--dataset", type=Path, required=True, help="SQuAD JSON file or BEIR folder")
     retrieval.add_argument("--format", choices=["squad", "beir", "halueval"], required=True,
                            help="halueval: the last 1000 rows of a HaluEval QA file (the project's dev split)")
-    retrieval.add_argument("--mode", nargs="+", choices=MODES, default=list(MODES), help="modes (default: all)")
+    retrieval.add_argument("--mode", nargs="+", choices=EVAL_MODES, default=list(MODES),
+                           help="modes (default: dense bm25 hybrid); MODE+rerank adds the reranker")
+    _rerank_options(retrieval)
     retrieval.add_argument("--limit", type=int, help="SQuAD: whole articles up to N questions; BEIR: first N queries")
     retrieval.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     retrieval.add_argument("--cache", type=Path, help="keep the dataset's documents and index here, reused next time")
     retrieval.add_argument("--out", type=Path, help="write results.json and results.md into this folder")
     retrieval.add_argument("--json", action="store_true", help="print {mode: {metric: value}}")
 
+    train = sub.add_parser("train", help="train the project's own models")
+    model = train.add_subparsers(dest="what", required=True)
+    reranker = model.add_parser("reranker", help="fine-tune a cross-encoder reranker on HaluEval QA groups")
+    reranker.add_argument("--data", type=Path, required=True, help="HaluEval QA JSONL (last 1000 rows held out)")
+    reranker.add_argument("--out", type=Path, required=True, help="folder to write the weights and reranker.json into")
+    reranker.add_argument("--base", default="all-MiniLM-L6-v2", help="base model: packaged name, folder or hub id")
+    reranker.add_argument("--limit", type=int, help="train on the first N questions only")
+    reranker.add_argument("--epochs", type=int, default=1)
+    reranker.add_argument("--seed", type=int, default=0)
+    reranker.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    reranker.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
+
     info = sub.add_parser("info", help="describe an index")
     info.add_argument("--index", default=default_index, help=index_help)
     info.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _rerank_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reranker", default=DEFAULT_RERANKER,
+                        help=f"cross-encoder: packaged name, folder or hub id (default {DEFAULT_RERANKER})")
+    parser.add_argument("--rerank-top-n", type=int, default=DEFAULT_TOP_N,
+                        help=f"how many first-stage hits the reranker rescores (default {DEFAULT_TOP_N})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,9 +154,9 @@ def _print_report(report: IngestReport, index: str) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     fusion = FusionConfig(rrf_k=args.rrf_k, dense_weight=args.dense_weight, bm25_weight=args.bm25_weight)
-    with Index(args.index, fusion=fusion) as index:
+    with Index(args.index, fusion=fusion, reranker=args.reranker, rerank_top_n=args.rerank_top_n) as index:
         if args.query is not None:
-            _show_hits(index.search(args.query, args.k, args.mode), args.json)
+            _show_hits(index.search(args.query, args.k, args.mode, rerank=args.rerank), args.json)
             return EXIT_OK
         print(f"Searching {args.index} ({index.info().chunks} chunks). Empty line or Ctrl-D quits.")
         while True:
@@ -142,7 +167,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 return EXIT_OK
             if not query:
                 return EXIT_OK
-            _show_hits(index.search(query, args.k, args.mode), args.json)
+            _show_hits(index.search(query, args.k, args.mode, rerank=args.rerank), args.json)
 
 
 def _hit_json(hit: Hit) -> dict[str, Any]:
@@ -160,7 +185,8 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
     for hit in hits:
         where = display_path(hit.source) + (f" p.{hit.page}" if hit.page else "")
         heading = f"  [{hit.heading}]" if hit.heading else ""
-        why = " ".join(f"{m} #{r}" for m, r in (("dense", hit.dense_rank), ("bm25", hit.bm25_rank)) if r)
+        ranks = (("dense", hit.dense_rank), ("bm25", hit.bm25_rank), ("before rerank", hit.first_rank))
+        why = " ".join(f"{m} #{r}" for m, r in ranks if r)
         snippet = " ".join(hit.text.split())
         more = "…" if len(snippet) > 300 else ""
         print(f"{hit.rank:>2}. {hit.score:.3f}  {where}{heading}  ({why})\n    {snippet[:300]}{more}")
@@ -172,7 +198,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset = ev.load(args.format, args.dataset, args.limit, args.split)
     print(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        index, by_path = ev.build_index(dataset, args.cache or Path(tmp))
+        index, by_path = ev.build_index(dataset, args.cache or Path(tmp), reranker=args.reranker,
+                                        rerank_top_n=args.rerank_top_n)
         results = ev.evaluate(index, by_path, dataset, args.mode)
         index.close()
     if args.out:
@@ -186,6 +213,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _print_json(results)
     else:
         print(ev.markdown_table(results))
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from rag.training import reranker
+
+    config = reranker.TrainConfig(base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed,
+                                  threads=args.threads)
+    with tqdm(desc="train reranker", unit="step", disable=None) as bar:
+        def progress(step: int, steps: int, loss: float) -> None:
+            bar.total = steps
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{loss:.3f}")
+
+        record = reranker.train(args.data, args.out, config, progress)
+    if args.json:
+        _print_json(record)
+    else:
+        print(f"wrote {args.out}: {record['groups']} questions, {record['steps']} steps, "
+              f"final loss {record['final_loss']}, {record['train_s']} s")
     return EXIT_OK
 
 
@@ -209,4 +258,4 @@ def _print_json(obj: object) -> None:
     print()
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "eval": cmd_eval, "info": cmd_info}
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "eval": cmd_eval, "train": cmd_train, "info": cmd_info}

@@ -9,6 +9,7 @@ from rag import threads
 from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import IngestOptions, IngestReport, ingest
+from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N, CrossEncoderReranker, Reranker, RerankingRetriever
 from rag.retrieve import MODES, BM25Retriever, DenseRetriever, FusionConfig, Hit, HybridRetriever, Retriever
 from rag.store import IndexMeta, IndexNotFound, Snapshot, current_snapshot
 
@@ -36,13 +37,19 @@ class Index:
     """An index folder. Reads always see the latest published snapshot.
 
     `embedder` and `chunking` default to what the index was built with, or to the
-    project defaults for a new index; `fusion` sets how hybrid search fuses rankings.
+    project defaults for a new index; `fusion` sets how hybrid search fuses rankings;
+    `reranker` (a model name or a Reranker) rescores the best `rerank_top_n` hits of a
+    search that asks for reranking.
     """
 
     def __init__(self, path: str | Path = DEFAULT_INDEX, embedder: str | Embedder | None = None,
-                 chunking: ChunkConfig | None = None, fusion: FusionConfig | None = None) -> None:
+                 chunking: ChunkConfig | None = None, fusion: FusionConfig | None = None,
+                 reranker: str | Reranker = DEFAULT_RERANKER, rerank_top_n: int = DEFAULT_TOP_N) -> None:
         self.path = Path(path)
         self.fusion = fusion or FusionConfig()
+        self.rerank_top_n = rerank_top_n
+        self._reranker_arg = reranker
+        self._reranker: Reranker | None = None
         self._embedder_arg = embedder
         self._chunking = chunking
         self._embedder: Embedder | None = None
@@ -64,15 +71,21 @@ class Index:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", n_threads: int = 1) -> list[Hit]:
-        """The k best chunks for `query` by `mode` (dense, bm25 or hybrid). One thread is fastest
-        for a single query on small machines (benchmarks/search.py); batch work may pass more."""
-        retriever = self.retriever(mode)
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", n_threads: int = 1,
+               rerank: bool = False) -> list[Hit]:
+        """The k best chunks for `query` by `mode` (dense, bm25 or hybrid), reranked if asked. One
+        thread is fastest for a single query on small machines (benchmarks/search.py); batch work
+        may pass more."""
+        retriever = self.retriever(mode, rerank)
         threads.use(n_threads)
         return retriever.search(query, k)
 
-    def retriever(self, mode: str = "hybrid") -> Retriever:
+    def retriever(self, mode: str = "hybrid", rerank: bool = False) -> Retriever:
         """A retriever over the current snapshot; BM25 alone never loads the embedding model."""
+        first = self._first_stage(mode)
+        return RerankingRetriever(first, self._get_reranker(), self.rerank_top_n) if rerank else first
+
+    def _first_stage(self, mode: str) -> Retriever:
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
         snapshot = self.snapshot()
@@ -117,6 +130,12 @@ class Index:
             return self.snapshot().meta
         except IndexNotFound:
             return None
+
+    def _get_reranker(self) -> Reranker:
+        if self._reranker is None:
+            arg = self._reranker_arg
+            self._reranker = CrossEncoderReranker(arg) if isinstance(arg, str) else arg
+        return self._reranker
 
     def _get_embedder(self, default: str) -> Embedder:
         """The embedder given to the constructor, else `default` (what the index records)."""

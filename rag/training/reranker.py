@@ -1,0 +1,144 @@
+"""Train a cross-encoder reranker from the packaged MiniLM body on HaluEval question-passage groups.
+
+No cross-encoder weights come in any installable package, so the project makes its own:
+each training question is paired with its own knowledge text (the positive) and with other
+records' knowledge that BM25 ranks high for it (hard negatives), and the model learns to put
+the positive first (softmax cross-entropy over each group). Word embeddings stay frozen, so
+the saved weights (everything else, in float16) stay under 25 MB; `rag.rerank` loads them on
+top of the base model. The last `dev_rows` rows are never trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rag import lexical, models
+from rag.fsutil import atomic_write_text
+from rag.rerank import SPEC, WEIGHTS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    base: str = "all-MiniLM-L6-v2"
+    dev_rows: int = 1000  # the last rows of the file: the project's dev split, never trained on
+    limit: int | None = None  # train on the first `limit` questions only
+    negatives: int = 3  # hard negatives per question
+    epochs: int = 1
+    batch_size: int = 8  # questions per step (each with its positive and negatives)
+    learning_rate: float = 5e-5
+    warmup: float = 0.1
+    max_length: int = 128  # question + passage tokens while training (HaluEval knowledge is ~75)
+    seed: int = 0
+    threads: int | None = None  # torch threads; None: every core
+
+
+@dataclass(frozen=True)
+class Group:
+    question: str
+    passages: list[str]  # the positive first, then hard negatives
+
+
+def training_groups(path: Path, config: TrainConfig) -> list[Group]:
+    """One group per training question: its knowledge, then the best BM25 matches among the
+    other training records' knowledge (never a text equal to its own)."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    if len(rows) <= config.dev_rows:
+        raise ValueError(f"{path}: {len(rows)} rows, need more than the {config.dev_rows} kept for dev")
+    rows = rows[: len(rows) - config.dev_rows][: config.limit]
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row.get("question"), str) or not isinstance(row.get("knowledge"), str):
+            raise ValueError(f"{path}: row {n} lacks a 'question' or 'knowledge' string")
+    passages = list(dict.fromkeys(r["knowledge"] for r in rows))
+    bm25 = _bm25(passages)
+    questions = lexical.terms([r["question"] for r in rows])
+    found, _ = bm25.retrieve([q or ["the"] for q in questions], k=min(len(passages), config.negatives + 5),
+                             show_progress=False)
+    groups = []
+    for row, ranked in zip(rows, found, strict=True):
+        negatives = [passages[i] for i in ranked if passages[i] != row["knowledge"]][: config.negatives]
+        if len(negatives) == config.negatives:
+            groups.append(Group(row["question"], [row["knowledge"], *negatives]))
+    return groups
+
+
+def _bm25(passages: list[str]) -> Any:
+    import bm25s
+
+    index = bm25s.BM25()
+    index.index(lexical.terms(passages), show_progress=False)
+    return index
+
+
+def train(data: Path, out: Path, config: TrainConfig = TrainConfig(),
+          progress: Callable[[int, int, float], None] | None = None) -> dict[str, object]:
+    """Fine-tune and write `out` (weights + reranker.json). Returns what was recorded."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    groups = training_groups(data, config)
+    base = models.resolve(config.base)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    with models.quiet_loading():  # the classifier is new: that is the point of training
+        model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1)
+    for name, param in model.named_parameters():
+        param.requires_grad = "embeddings" not in name
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
+    steps = config.epochs * math.ceil(len(groups) / config.batch_size)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * steps), steps)
+    rng = random.Random(config.seed)
+    model.train()
+    start, step, smoothed = time.perf_counter(), 0, math.log(1 + config.negatives)
+    for _ in range(config.epochs):
+        order = groups[:]
+        rng.shuffle(order)
+        for first in range(0, len(order), config.batch_size):
+            loss = _group_loss(model, tokenizer, order[first: first + config.batch_size], config.max_length)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            smoothed = 0.98 * smoothed + 0.02 * loss.item()
+            if progress:
+                progress(step, steps, smoothed)
+    record = {"base": models.canonical_name(config.base), "max_length": 256, "config": asdict(config),
+              "data": str(data), "groups": len(groups), "steps": steps, "final_loss": round(smoothed, 4),
+              "train_s": round(time.perf_counter() - start, 1)}
+    _save(model, out, record)
+    return record
+
+
+def _group_loss(model: Any, tokenizer: Any, batch: list[Group], max_length: int) -> Any:
+    """Softmax cross-entropy with the positive (index 0 of every group) as the target."""
+    import torch
+
+    questions = [g.question for g in batch for _ in g.passages]
+    passages = [p for g in batch for p in g.passages]
+    encoded = tokenizer(questions, passages, truncation="only_second", max_length=max_length, padding=True,
+                        return_tensors="pt")
+    logits = model(**encoded).logits.view(len(batch), -1)
+    return torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
+
+
+def _save(model: Any, out: Path, record: dict[str, object]) -> None:
+    """The trained (non-embedding) weights as float16, then the spec that makes the folder loadable."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {n: p.detach().to("cpu").half().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(out / WEIGHTS)
+    atomic_write_text(out / SPEC, json.dumps(record, indent=1) + "\n")
