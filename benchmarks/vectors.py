@@ -1,70 +1,37 @@
-"""Approximate (IVF-Flat) against exact search on real MiniLM embeddings: recall@10 and latency.
+"""Approximate (IVF-Flat) against exact search on real MiniLM embeddings: recall@10 and latency per nprobe.
 
-    python benchmarks/vectors.py --halueval ../shared/data/halueval-qa-train.jsonl \
-        --squad ../shared/data/squad-dev-v1.1.json [--cache .cache/vectors] [--json]
+    python benchmarks/vectors.py --data ../shared/data [--size 100000] [--json]
 
-Embeds the texts once (cached as .npy), holds out 1,000 questions as queries, indexes the rest
-both ways with the project's own builders, and reports for several nprobe values the recall@10
-of IVF against exact search and single-query latency with one thread, side by side in one run.
+Indexes the real texts of benchmarks/realdata.py both ways with the project's own builders and
+reports, for several nprobe values, the recall@10 of IVF against exact search for 1,000 held-out
+questions and single-query latency with one thread, side by side in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import numpy as np
+import realdata  # before rag: puts the project on sys.path
 
 from rag import threads, vectors
-from rag.embed import SentenceTransformerEmbedder
 
-N_QUERIES = 1000
 NPROBES = (8, 16, 32, 64, 128)
-
-
-def texts(halueval: Path, squad: Path) -> tuple[list[str], list[str]]:
-    """(questions, passages) from both files."""
-    rows = [json.loads(line) for line in halueval.read_text().splitlines() if line.strip()]
-    questions = [r["question"] for r in rows]
-    passages = list(dict.fromkeys(r["knowledge"] for r in rows))
-    for article in json.loads(squad.read_text())["data"]:
-        for paragraph in article["paragraphs"]:
-            passages.append(paragraph["context"])
-            questions += [qa["question"] for qa in paragraph["qas"]]
-    return questions, passages
-
-
-def embedded(name: str, items: list[str], cache: Path) -> np.ndarray:
-    path = cache / f"{name}-{len(items)}.npy"
-    if path.exists():
-        return np.load(path, allow_pickle=False)
-    threads.use(threads.available())
-    out = SentenceTransformerEmbedder(batch_size=32).embed(items)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, out, allow_pickle=False)
-    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--halueval", type=Path, required=True)
-    parser.add_argument("--squad", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, default=Path(".cache/vectors"))
+    parser.add_argument("--data", type=Path, required=True, help="the shared data folder")
+    parser.add_argument("--index", type=Path, default=Path("indexes/default"), help="its chunks lead the pool")
+    parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    questions, passages = texts(args.halueval, args.squad)
-    q_vecs, p_vecs = embedded("questions", questions, args.cache), embedded("passages", passages, args.cache)
-    order = np.random.default_rng(0).permutation(len(q_vecs))
-    queries = q_vecs[order[:N_QUERIES]]
-    base = np.concatenate([p_vecs, q_vecs[order[N_QUERIES:]]])
+    _, base = realdata.pool(args.data, args.index, args.size)
+    _, queries = realdata.queries(args.data)
     ids = np.arange(len(base), dtype=np.int64)
     threads.use(1)
     exact = vectors.build(vectors.FLAT, base.shape[1], ids, base)
@@ -72,7 +39,7 @@ def main() -> None:
     ivf = vectors.build(vectors.IVF, base.shape[1], ids, base)
     build_s = time.perf_counter() - start
     truth, exact_ms = _search_all(exact, queries)
-    result = {"vectors": len(base), "queries": N_QUERIES, "nlist": vectors.faiss.extract_index_ivf(ivf).nlist,
+    result = {"vectors": len(base), "queries": len(queries), "nlist": vectors.faiss.extract_index_ivf(ivf).nlist,
               "default_nprobe": vectors.default_nprobe(ivf), "ivf_build_s": round(build_s, 2),
               "exact_p50_ms": exact_ms, "ivf": {}}
     for nprobe in sorted({*NPROBES, vectors.default_nprobe(ivf)}):
@@ -83,7 +50,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"{result['vectors']} real MiniLM vectors, {N_QUERIES} held-out questions, IVF nlist {result['nlist']} "
+    print(f"{result['vectors']} real MiniLM vectors, {result['queries']} held-out questions, "
+          f"IVF nlist {result['nlist']} "
           f"(built in {result['ivf_build_s']} s, default nprobe {result['default_nprobe']}); "
           f"exact search p50 {exact_ms} ms")
     for nprobe, row in result["ivf"].items():  # type: ignore[attr-defined]

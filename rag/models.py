@@ -8,6 +8,7 @@ reached, the error names the model and the ways to provide it.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,12 +94,15 @@ def quiet_loading() -> Iterator[None]:
     initialized classifier" notice when the trained weights are loaded right after."""
     from transformers.utils import logging as hf_logging
 
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    st_logger = logging.getLogger("sentence_transformers")  # "Converting ... to CrossEncoder"
+    verbosity, bars, st_level = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), st_logger.level
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    st_logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
         hf_logging.set_verbosity(verbosity)
+        st_logger.setLevel(st_level)
         if bars:
             hf_logging.enable_progress_bar()

@@ -21,6 +21,7 @@ IVF_MIN_VECTORS = 100_000  # "auto" switches to IVF from this many chunks on
 RETRAIN_GROWTH = 4
 DEFAULT_NPROBE = 16  # for an exact index it has no effect; an IVF gets default_nprobe(nlist)
 _POINTS_PER_LIST = 39  # FAISS's minimum training points per list
+_TRAIN_PER_LIST = 64  # k-means sample per list: all 1M points for nlist 4,000 would take many minutes
 
 
 def new_flat(dim: int) -> faiss.Index:
@@ -65,7 +66,7 @@ def build(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, seed: int =
     else:
         nlist = max(1, min(int(4 * math.sqrt(n)), n // _POINTS_PER_LIST))
         index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(seed).choice(n, size=min(n, 256 * nlist), replace=False)
+        sample = np.random.default_rng(seed).choice(n, size=min(n, _TRAIN_PER_LIST * nlist), replace=False)
         index.train(np.ascontiguousarray(vectors[np.sort(sample)]))
         faiss.extract_index_ivf(index).set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
     if n:

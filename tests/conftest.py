@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -111,3 +112,27 @@ def chunk_set(index_dir: Path) -> set[tuple[str, int, int, str]]:
         return {tuple(r) for r in rows}
     finally:
         snap.close()
+
+
+def write_halueval(path: Path, n: int) -> Path:
+    """A HaluEval-format file of n made-up records."""
+    topics = ["volcano", "glacier", "harbour", "violin", "comet", "orchard", "lantern", "falcon"]
+    with path.open("w") as fh:
+        for i in range(n):
+            topic = topics[i % len(topics)]
+            fh.write(json.dumps({"knowledge": f"The {topic} number {i} was recorded in the year {1800 + i}.",
+                                 "question": f"In which year was {topic} number {i} recorded?",
+                                 "right_answer": str(1800 + i), "hallucinated_answer": "1066"}) + "\n")
+    return path
+
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Weights from a real two-step `rag train reranker` run (1,016 rows: 16 to train on, 1,000 held out)."""
+    from rag.training import reranker as training
+
+    work = tmp_path_factory.mktemp("reranker")
+    data = write_halueval(work / "qa.jsonl", 1016)
+    training.train(data, work / "model", training.TrainConfig(limit=8, batch_size=4, threads=1))
+    return work / "model"

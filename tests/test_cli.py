@@ -64,6 +64,19 @@ def test_search_modes_report_why_a_passage_was_chosen(built: tuple) -> None:
     assert bad.returncode == 2 and "invalid choice: 'fuzzy'" in bad.stderr
 
 
+def test_search_rerank_reports_ranks_before_and_after(built: tuple, tiny_reranker: Path) -> None:
+    work, _ = built
+    args = ("search", "vulcanising solution", "--index", "idx", "-k", "3", "--rerank", "--reranker", str(tiny_reranker))
+    hits = json.loads(rag(*args, "--json", cwd=work).stdout)
+    assert len(hits) == 3 and all(h["rerank_score"] is not None and h["first_rank"] for h in hits)
+    assert hits[0]["score"] == hits[0]["rerank_score"]
+    text = rag(*args, cwd=work)
+    assert text.returncode == 0 and "before rerank #" in text.stdout
+    assert "Converting" not in text.stderr and "LOAD REPORT" not in text.stderr  # loading is quiet
+    missing = rag("search", "x", "--index", "idx", "--rerank", "--reranker", "no-such-reranker", cwd=work)
+    assert missing.returncode == 2 and "no-such-reranker" in missing.stderr
+
+
 def test_info_json_describes_the_index(built: tuple) -> None:
     work, _ = built
     info = json.loads(rag("info", "--index", "idx", "--json", cwd=work).stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,10 +12,11 @@ import pytest
 
 from rag import Index
 from rag.evaluation import retrieval as ev
+from rag.models import ModelNotFoundError
 from rag.rerank import SPEC, WEIGHTS, CrossEncoderReranker, RerankingRetriever
 from rag.retrieve import Hit
 from rag.training import reranker as training
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeEmbedder, write_halueval
 
 
 class WordOverlap:
@@ -91,19 +93,8 @@ def test_evaluation_reports_rerank_modes(tmp_path: Path, fake: FakeEmbedder) -> 
         ev.evaluate(index, by_path, data, ["hybrid+magic"], progress=False)
 
 
-def _halueval(path: Path, n: int) -> Path:
-    topics = ["volcano", "glacier", "harbour", "violin", "comet", "orchard", "lantern", "falcon"]
-    with path.open("w") as fh:
-        for i in range(n):
-            topic = topics[i % len(topics)]
-            fh.write(json.dumps({"knowledge": f"The {topic} number {i} was recorded in the year {1800 + i}.",
-                                 "question": f"In which year was {topic} number {i} recorded?",
-                                 "right_answer": str(1800 + i), "hallucinated_answer": "1066"}) + "\n")
-    return path
-
-
 def test_training_groups_use_bm25_hard_negatives_and_hold_out_dev(tmp_path: Path) -> None:
-    data = _halueval(tmp_path / "qa.jsonl", 40)
+    data = write_halueval(tmp_path / "qa.jsonl", 40)
     groups = training.training_groups(data, training.TrainConfig(dev_rows=10, negatives=2))
     assert len(groups) == 30  # the last 10 rows are never trained on
     first = groups[0]
@@ -114,30 +105,22 @@ def test_training_groups_use_bm25_hard_negatives_and_hold_out_dev(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_trained_weights_load_over_the_base_model(tmp_path: Path) -> None:
-    data = _halueval(tmp_path / "qa.jsonl", 1016)
-    out = tmp_path / "reranker"
-    record = training.train(data, out, training.TrainConfig(limit=8, batch_size=4, threads=1))
+def test_trained_weights_load_over_the_base_model(tiny_reranker: Path, tmp_path: Path) -> None:
+    record = json.loads((tiny_reranker / SPEC).read_text())
     assert record["groups"] == 8 and record["steps"] == 2 and record["base"] == "all-MiniLM-L6-v2"
-    assert (out / WEIGHTS).stat().st_size < 25 * 2**20
-    assert json.loads((out / SPEC).read_text())["max_length"] == 256
-    from safetensors.torch import load_file
+    assert record["max_length"] == 256 and (tiny_reranker / WEIGHTS).stat().st_size < 25 * 2**20
+    from safetensors.torch import load_file, save_file
 
-    reranker = CrossEncoderReranker(str(out))
-    saved = load_file(str(out / WEIGHTS))["classifier.weight"].float()
+    reranker = CrossEncoderReranker(str(tiny_reranker))
+    saved = load_file(str(tiny_reranker / WEIGHTS))["classifier.weight"].float()
     assert bool((reranker.model.model.classifier.weight.detach() == saved).all())
     scores = reranker.scores("In which year was comet 3 recorded?", ["The comet number 3 was recorded.", "x"])
     assert len(scores) == 2 and reranker.scores("q", []) == []
 
-    from safetensors.torch import save_file
-
-    save_file({"classifier.weight": saved, "not.a.layer": saved.clone()}, str(out / WEIGHTS))
+    broken = shutil.copytree(tiny_reranker, tmp_path / "broken")
+    save_file({"classifier.weight": saved, "not.a.layer": saved.clone()}, str(broken / WEIGHTS))
     with pytest.raises(ValueError, match="do not fit base model"):
-        _ = CrossEncoderReranker(str(out)).model
-
-    spec = json.loads((out / SPEC).read_text())
-    (out / SPEC).write_text(json.dumps({**spec, "base": str(tmp_path / "nowhere")}))
-    from rag.models import ModelNotFoundError
-
+        _ = CrossEncoderReranker(str(broken)).model
+    (broken / SPEC).write_text(json.dumps({**record, "base": str(tmp_path / "nowhere")}))
     with pytest.raises(ModelNotFoundError):
-        _ = CrossEncoderReranker(str(out)).model
+        _ = CrossEncoderReranker(str(broken)).model
