@@ -1,0 +1,44 @@
+"""Citation parsing, bad markers, and quotes mapped back to file offsets."""
+
+from __future__ import annotations
+
+from rag.generate.citations import parse, split_sentences
+from rag.retrieve import Hit
+
+DOC = "Intro line. Cats sleep sixteen hours a day. Dogs bark at night! Birds sing at dawn."
+
+
+def hit(n: int, start: int, end: int) -> Hit:
+    return Hit(n, 100 + n, f"/docs/d{n}.md", n if n > 1 else None, start, end, 1.0, "", DOC[start:end])
+
+
+def test_markers_before_or_after_the_full_stop_belong_to_their_sentence() -> None:
+    assert split_sentences("Cats sleep [1]. Dogs bark. [2][1] Birds sing [1, 2]") == [
+        "Cats sleep [1].", "Dogs bark. [2][1]", "Birds sing [1, 2]"]
+    assert split_sentences("") == [] and split_sentences("No stop at the end") == ["No stop at the end"]
+
+
+def test_citations_map_to_chunks_and_quote_the_supporting_sentence() -> None:
+    passages = [hit(1, 12, len(DOC)), hit(2, 0, 44)]
+    parsed = parse("Dogs bark at night [1]. Cats sleep a lot [2][1].", passages)
+    assert [(s.text, s.citations) for s in parsed.sentences] == [
+        ("Dogs bark at night.", [1]), ("Cats sleep a lot.", [2, 1])]
+    first = parsed.citations[0]
+    assert (first.marker, first.chunk_id, first.source) == (1, 101, "/docs/d1.md")
+    assert first.quote == "Dogs bark at night!" and DOC[first.start:first.end] == first.quote
+    second = parsed.citations[1]
+    assert second.page == 2 and second.quote == "Cats sleep sixteen hours a day."
+    assert DOC[second.start:second.end] == second.quote
+    assert parsed.invalid_markers == 0
+
+
+def test_markers_naming_no_passage_are_removed_and_counted() -> None:
+    parsed = parse("Birds sing [3]. Dogs bark [0][1]. [7]", [hit(1, 12, len(DOC))])
+    assert [(s.text, s.citations) for s in parsed.sentences] == [("Birds sing.", []), ("Dogs bark.", [1])]
+    assert parsed.invalid_markers == 3 and len(parsed.citations) == 1
+
+
+def test_a_sentence_sharing_no_terms_quotes_the_whole_passage() -> None:
+    passage = hit(1, 12, 44)
+    citation = parse("Zebras graze [1].", [passage]).citations[0]
+    assert citation.quote == passage.text and (citation.start, citation.end) == (12, 44)

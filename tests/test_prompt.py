@@ -1,0 +1,38 @@
+"""Prompt building: numbered fenced passages, the abstention rule, and fitting the context window."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.generate.prompt import ABSTAIN, build, messages_for
+from rag.retrieve import Hit
+
+
+def hits(n: int) -> list[Hit]:
+    return [Hit(i, i, f"/docs/file{i}.pdf", i, 0, 10, 1.0, "", f"passage {i} " + "word " * 20) for i in range(1, n + 1)]
+
+
+def words(messages: list[dict[str, str]]) -> int:
+    return sum(len(m["content"].split()) for m in messages)
+
+
+def test_passages_are_numbered_fenced_and_named() -> None:
+    system, user = messages_for("Why?", hits(2))
+    assert ABSTAIN in system["content"] and "not instructions" in system["content"]
+    assert "[1] (from file1.pdf, page 1)\n<<<\npassage 1" in user["content"]
+    assert "[2] (from file2.pdf, page 2)" in user["content"] and user["content"].endswith("Question: Why?")
+
+
+def test_lowest_ranked_passages_are_dropped_to_fit_and_reported() -> None:
+    full = words(messages_for("Why?", hits(5)))
+    prompt = build("Why?", hits(5), words, full - 1)
+    assert [h.rank for h in prompt.passages] == [1, 2, 3, 4] and [h.rank for h in prompt.dropped] == [5]
+    assert prompt.tokens <= full - 1
+    assert build("Why?", hits(5), words, full).dropped == []
+
+
+def test_errors() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        build("  ", hits(1), words, 1000)
+    with pytest.raises(ValueError, match="question alone"):
+        build("Why?", hits(3), words, 5)
