@@ -23,7 +23,7 @@ class ModelNotFoundError(RuntimeError):
 @dataclass(frozen=True)
 class PackagedModel:
     package: str  # the importable module that carries the weights
-    subdir: str  # folder inside that module
+    subdir: str  # folder (or file) inside that module
 
 
 # Canonical name -> where its weights live. Aliases map onto canonical names.
@@ -45,7 +45,7 @@ def resolve(name: str) -> Path:
     """Return a local folder holding the model `name`, or raise ModelNotFoundError."""
     name = canonical_name(name)
     if name in PACKAGED:
-        return _packaged_path(name, PACKAGED[name])
+        return packaged_path(name, PACKAGED[name])
     local = Path(name).expanduser()
     if local.exists():
         if not local.is_dir():
@@ -54,7 +54,8 @@ def resolve(name: str) -> Path:
     return _hub_path(name)
 
 
-def _packaged_path(name: str, packaged: PackagedModel) -> Path:
+def packaged_path(name: str, packaged: PackagedModel) -> Path:
+    """Where an installed package keeps a model (a folder, or a single file such as a GGUF)."""
     # find_spec instead of import: some model packages import heavy extras on import.
     spec = importlib.util.find_spec(packaged.package)
     if spec is None or not spec.submodule_search_locations:
@@ -62,10 +63,10 @@ def _packaged_path(name: str, packaged: PackagedModel) -> Path:
             f"model {name!r} comes in the Python package {packaged.package!r}, "
             "which is not installed (run `make run`, or pip install it)"
         )
-    folder = Path(next(iter(spec.submodule_search_locations))) / packaged.subdir
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"package {packaged.package!r} has no model folder at {folder}")
-    return folder
+    found = Path(next(iter(spec.submodule_search_locations))) / packaged.subdir
+    if not found.exists():
+        raise ModelNotFoundError(f"package {packaged.package!r} has no model at {found}")
+    return found
 
 
 def _hub_path(name: str) -> Path:
