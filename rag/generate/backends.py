@@ -1,0 +1,160 @@
+"""Generator backends behind one protocol: a transformers model in this process, or any server
+speaking the OpenAI-compatible chat API (vLLM, TGI, llama.cpp server, ...).
+
+Both stream text pieces as they are produced and decode greedily by default, so the same
+question over the same passages gives the same answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+
+from rag import models
+from rag.generate import weights
+
+Messages = list[dict[str, str]]
+
+
+class GeneratorError(RuntimeError):
+    """The generator could not produce an answer (server unreachable, timed out, failed)."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int = 160  # a short cited answer is 20 to 80 tokens
+    temperature: float = 0.0  # 0: greedy
+
+
+class Generator(Protocol):
+    name: str
+    context_tokens: int  # the model's window: prompt plus answer
+
+    def count_tokens(self, messages: Messages) -> int:
+        """Prompt length in the model's tokens, chat template included."""
+        ...
+
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        """The answer, piece by piece."""
+        ...
+
+
+class TransformersGenerator:
+    """A causal LM in this process: CUDA in bfloat16 when a GPU is present, else CPU float32.
+    Loaded once, on first use."""
+
+    def __init__(self, name: str = weights.DEFAULT_GENERATOR, device: str | None = None,
+                 context_tokens: int | None = None) -> None:
+        self.name = name
+        self.path = weights.resolve(name)
+        self._device = device
+        self._context_tokens = context_tokens
+
+    @cached_property
+    def device(self) -> str:
+        import torch
+
+        return self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(self.path))
+
+    @cached_property
+    def model(self) -> Any:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        with models.quiet_loading():
+            model: Any = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=dtype)
+        return model.to(self.device).eval()
+
+    @property
+    def context_tokens(self) -> int:
+        if self._context_tokens:
+            return self._context_tokens
+        from transformers import AutoConfig
+
+        return int(AutoConfig.from_pretrained(str(self.path)).max_position_embeddings)
+
+    def count_tokens(self, messages: Messages) -> int:
+        return len(self._encode(messages)["input_ids"][0])
+
+    def _encode(self, messages: Messages) -> Any:
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                  return_dict=True)
+
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        inputs = self._encode(messages).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "streamer": streamer,
+                                   "pad_token_id": self.tokenizer.eos_token_id}
+        options |= ({"do_sample": True, "temperature": sampling.temperature} if sampling.temperature > 0
+                    else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.model.generate(**inputs, **options)
+            except BaseException as exc:  # handed to the consumer below
+                failure.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="rag-generate", daemon=True)
+        worker.start()
+        yield from (piece for piece in streamer if piece)
+        worker.join()
+        if failure:
+            raise GeneratorError(f"generation failed: {failure[0]}") from failure[0]
+
+
+class OpenAIChatGenerator:
+    """A model served over the OpenAI-compatible chat API, streamed over server-sent events.
+
+    The server's tokenizer is not at hand, so prompt length is estimated at one token per
+    three characters (English runs near four), which errs on the side of dropping a passage
+    rather than overflowing the server's window."""
+
+    CHARS_PER_TOKEN = 3
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, context_tokens: int = 4096,
+                 timeout: float = 60.0, retries: int = 3) -> None:
+        self.name = model
+        self.base_url = base_url
+        self.context_tokens = context_tokens
+        self.api_key = api_key or "not-needed"  # local servers take any key
+        self.timeout = timeout
+        self.retries = retries
+
+    @cached_property
+    def client(self) -> Any:
+        from openai import OpenAI
+
+        return OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=self.retries)
+
+    def count_tokens(self, messages: Messages) -> int:
+        return sum(len(m["content"]) // self.CHARS_PER_TOKEN + 4 for m in messages)
+
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        import openai
+
+        try:
+            chunks = self.client.chat.completions.create(
+                model=self.name, messages=messages, stream=True, max_tokens=sampling.max_new_tokens,
+                temperature=sampling.temperature)
+            for chunk in chunks:
+                if chunk.choices and (piece := chunk.choices[0].delta.content):
+                    yield piece
+        except openai.APIConnectionError as exc:  # includes timeouts, after the client's retries
+            raise GeneratorError(f"cannot reach the generation server at {self.base_url}: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise GeneratorError(f"the generation server at {self.base_url} answered {exc.status_code}: "
+                                 f"{exc.message}") from exc
