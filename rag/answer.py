@@ -1,0 +1,108 @@
+"""Grounded answers: retrieve, prompt, generate, then parse the cited sentences.
+
+`Answerer.stream` yields the answer's text pieces as the generator produces them and
+finishes with the complete `Answer`; `ask` returns only the `Answer`. An answer abstains,
+with the reason recorded, when retrieval finds nothing relevant enough or when the model
+gives the fixed abstention sentence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+from rag.generate import citations as cites
+from rag.generate import prompt
+from rag.generate.backends import Generator, Sampling
+from rag.index import Index
+from rag.retrieve import Hit
+
+NO_PASSAGES = "no_relevant_passages"  # retrieval found nothing above the relevance threshold
+MODEL_ABSTAINED = "model_abstained"  # the model said the passages do not answer the question
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    k: int = 5  # passages shown to the model
+    mode: str = "hybrid"
+    rerank: bool = False
+    min_dense_score: float | None = None  # below this cosine for the best passage: abstain without generating
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    abstain_reason: str | None
+    sentences: list[cites.Sentence]
+    citations: list[cites.Citation]
+    retrieved: list[Hit]  # the passages shown to the model, marker n = retrieved[n - 1]
+    dropped: list[Hit]  # retrieved but left out to fit the model's context window
+    invalid_markers: int
+    model: str
+    timings: dict[str, float]
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Answerer:
+    def __init__(self, index: Index, generator: Generator, config: AnswerConfig | None = None) -> None:
+        self.index = index
+        self.generator = generator
+        self.config = config or AnswerConfig()
+
+    def ask(self, question: str) -> Answer:
+        *_, answer = self.stream(question)
+        assert isinstance(answer, Answer)
+        return answer
+
+    def stream(self, question: str) -> Iterator[str | Answer]:
+        """Text pieces of the answer, then the finished Answer."""
+        if not question.strip():
+            raise ValueError("the question is empty")
+        start = time.perf_counter()
+        hits = self.index.search(question, self.config.k, self.config.mode, rerank=self.config.rerank)
+        timings = {"retrieve_s": time.perf_counter() - start}
+        if not self._relevant(hits):
+            yield prompt.ABSTAIN
+            yield self._finish(question, prompt.ABSTAIN, NO_PASSAGES, [], hits, timings, start)
+            return
+        budget = self.generator.context_tokens - self.config.sampling.max_new_tokens
+        built = prompt.build(question, hits, self.generator.count_tokens, budget)
+        pieces = []
+        for piece in self.generator.stream(built.messages, self.config.sampling):
+            timings.setdefault("first_token_s", time.perf_counter() - start)
+            pieces.append(piece)
+            yield piece
+        text = "".join(pieces).strip()
+        reason = MODEL_ABSTAINED if _is_abstention(text) else None
+        yield self._finish(question, text, reason, built.passages, built.dropped, timings, start)
+
+    def _relevant(self, hits: list[Hit]) -> bool:
+        threshold = self.config.min_dense_score
+        if not hits:
+            return False
+        if threshold is None:
+            return True
+        return max((h.dense_score for h in hits if h.dense_score is not None), default=-1.0) >= threshold
+
+    def _finish(self, question: str, text: str, reason: str | None, shown: list[Hit], dropped: list[Hit],
+                timings: dict[str, float], start: float) -> Answer:
+        parsed = cites.parse(text, shown) if reason is None else cites.Parsed([], [], 0)
+        timings["total_s"] = time.perf_counter() - start
+        timings.setdefault("first_token_s", timings["total_s"])
+        return Answer(question, text, reason is not None, reason, parsed.sentences, parsed.citations, shown,
+                      dropped, parsed.invalid_markers, self.generator.name,
+                      {k: round(v, 3) for k, v in timings.items()})
+
+
+def _is_abstention(text: str) -> bool:
+    """The model's answer is the abstention sentence (markers, case and punctuation aside)."""
+    def norm(s: str) -> str:
+        return " ".join(cites.MARKER.sub(" ", s).lower().replace(".", " ").split())
+
+    return norm(text).startswith(norm(prompt.ABSTAIN)) or not norm(text)

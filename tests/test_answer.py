@@ -1,0 +1,85 @@
+"""The answer pipeline with a scripted generator: citations, abstention paths, streaming, dropping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag import Index
+from rag.answer import MODEL_ABSTAINED, NO_PASSAGES, Answer, AnswerConfig, Answerer
+from rag.generate.backends import Messages, Sampling
+from rag.generate.prompt import ABSTAIN
+from tests.conftest import FakeEmbedder
+
+
+class Scripted:
+    """Streams a fixed reply word by word and records the prompts it was given."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str, context_tokens: int = 10_000) -> None:
+        self.reply = reply
+        self.context_tokens = context_tokens
+        self.prompts: list[Messages] = []
+
+    def count_tokens(self, messages: Messages) -> int:
+        return sum(len(m["content"].split()) for m in messages)
+
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        self.prompts.append(messages)
+        for word in self.reply.split(" "):
+            yield word + " "
+
+
+@pytest.fixture
+def index(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> Index:
+    index = Index(tmp_path / "idx", embedder=fake)
+    index.ingest([corpus], progress=False)
+    return index
+
+
+def test_answer_cites_passages_with_quotes(index: Index) -> None:
+    generator = Scripted("The keeper lit the lamp at Skerry Point [1]. Bogus claim [9].")
+    answer = Answerer(index, generator, AnswerConfig(k=3)).ask("Who kept the Skerry Point lighthouse?")
+    assert not answer.abstained and answer.abstain_reason is None
+    assert [s.citations for s in answer.sentences] == [[1], []] and answer.invalid_markers == 1
+    citation = answer.citations[0]
+    assert citation.chunk_id == answer.retrieved[0].chunk_id
+    text = index.snapshot().document_text(citation.source)
+    assert text[citation.start:citation.end] == citation.quote and citation.quote
+    assert set(answer.timings) == {"retrieve_s", "first_token_s", "total_s"}
+    assert "[1] (from " in generator.prompts[0][1]["content"]
+
+
+def test_stream_yields_pieces_then_the_answer(index: Index) -> None:
+    items = list(Answerer(index, Scripted("Lighthouses guide ships [1].")).stream("lighthouse"))
+    assert all(isinstance(i, str) for i in items[:-1]) and isinstance(items[-1], Answer)
+    assert "".join(items[:-1]).strip() == items[-1].answer
+
+
+def test_model_abstention_is_recognised(index: Index) -> None:
+    answer = Answerer(index, Scripted(ABSTAIN.upper() + " [1]")).ask("What is the boiling point of tungsten?")
+    assert answer.abstained and answer.abstain_reason == MODEL_ABSTAINED and answer.citations == []
+
+
+def test_irrelevant_retrieval_abstains_without_generating(index: Index) -> None:
+    generator = Scripted("never used")
+    answer = Answerer(index, generator, AnswerConfig(min_dense_score=0.99)).ask("lighthouse keeper")
+    assert answer.abstained and answer.abstain_reason == NO_PASSAGES and generator.prompts == []
+    assert answer.answer == ABSTAIN
+
+
+def test_passages_that_do_not_fit_are_dropped_and_reported(index: Index) -> None:
+    full = Scripted("x [1].")
+    Answerer(index, full, AnswerConfig(k=4)).ask("lighthouse")
+    size = full.count_tokens(full.prompts[0])
+    small = Scripted("x [1].", context_tokens=size - 1 + Sampling().max_new_tokens)
+    answer = Answerer(index, small, AnswerConfig(k=4)).ask("lighthouse")
+    assert len(answer.retrieved) == 3 and len(answer.dropped) == 1
+
+
+def test_empty_question(index: Index) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        Answerer(index, Scripted("x")).ask("   ")
