@@ -1,4 +1,4 @@
-"""The `rag` command: ingest, search, info. Every reporting command takes --json."""
+"""The `rag` command: ingest, search, ask, eval, train, info. Every reporting command takes --json."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from rag.answer import AnswerConfig
 from rag.fsutil import atomic_write_text
+from rag.generate.backends import GeneratorError, Sampling
+from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import IngestReport
@@ -64,6 +67,20 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--rerank", action="store_true", help="rescore the best hits with the cross-encoder reranker")
     search.add_argument("--json", action="store_true", help="print a JSON list")
 
+    ask = sub.add_parser("ask", help="answer a question from the index, citing the passages used")
+    ask.add_argument("question")
+    ask.add_argument("--index", default=default_index, help=index_help)
+    ask.add_argument("-k", type=int, default=AnswerConfig.k, help="passages shown to the model (default 5)")
+    ask.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    ask.add_argument("--rerank", action="store_true", help="rerank the retrieved passages first")
+    ask.add_argument("--generator", default=os.environ.get("RAG_GENERATOR", DEFAULT_GENERATOR),
+                     help=f"model: packaged name, .gguf file, folder or hub id (default {DEFAULT_GENERATOR}); "
+                          "with --server, the server's model name")
+    ask.add_argument("--server", default=os.environ.get("RAG_SERVER"),
+                     help="base URL of an OpenAI-compatible server, e.g. http://gpu-host:8000/v1 ($RAG_SERVER)")
+    ask.add_argument("--max-new-tokens", type=int, default=Sampling.max_new_tokens)
+    ask.add_argument("--json", action="store_true", help="print the whole answer as one JSON object")
+
     evaluate = sub.add_parser("eval", help="measure retrieval quality on a labelled dataset")
     what = evaluate.add_subparsers(dest="what", required=True)
     retrieval = what.add_parser("retrieval", help="nDCG@10, Recall@1/5/10/20, MRR@10 and latency per mode")
@@ -108,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(COMMANDS[args.command](args))
-    except (StoreError, ModelNotFoundError, ValueError, OSError) as exc:
+    except (StoreError, ModelNotFoundError, GeneratorError, ValueError, OSError) as exc:
         print(f"rag {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -192,6 +209,35 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
         print(f"{hit.rank:>2}. {hit.score:.3f}  {where}{heading}  ({why})\n    {snippet[:300]}{more}")
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.answer import Answer, Answerer
+    from rag.generate import backends
+
+    generator = backends.make(args.generator, args.server, os.environ.get("RAG_API_KEY"))
+    config = AnswerConfig(k=args.k, mode=args.mode, rerank=args.rerank,
+                          sampling=Sampling(max_new_tokens=args.max_new_tokens))
+    with Index(args.index) as index:
+        answerer = Answerer(index, generator, config)
+        for item in answerer.stream(args.question):
+            if isinstance(item, Answer):
+                answer = item
+            elif not args.json:
+                print(item, end="", flush=True)
+    if args.json:
+        out = answer.to_json()
+        for hit in (*out["retrieved"], *out["dropped"], *out["citations"]):  # type: ignore[misc]
+            hit["source"] = display_path(hit["source"])
+        _print_json(out)
+        return EXIT_OK
+    print()
+    for c in answer.citations:
+        where = display_path(c.source) + (f" p.{c.page}" if c.page else "")
+        print(f"  [{c.marker}] {where}: \"{' '.join(c.quote.split())}\"")
+    if answer.abstained:
+        print(f"  (abstained: {answer.abstain_reason})")
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.evaluation import retrieval as ev
 
@@ -258,4 +304,5 @@ def _print_json(obj: object) -> None:
     print()
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "eval": cmd_eval, "train": cmd_train, "info": cmd_info}
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval, "train": cmd_train,
+            "info": cmd_info}

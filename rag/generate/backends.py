@@ -31,7 +31,9 @@ class Sampling:
 
 class Generator(Protocol):
     name: str
-    context_tokens: int  # the model's window: prompt plus answer
+
+    @property
+    def context_tokens(self) -> int: ...  # the model's window: prompt plus answer
 
     def count_tokens(self, messages: Messages) -> int:
         """Prompt length in the model's tokens, chat template included."""
@@ -158,3 +160,13 @@ class OpenAIChatGenerator:
         except openai.APIStatusError as exc:
             raise GeneratorError(f"the generation server at {self.base_url} answered {exc.status_code}: "
                                  f"{exc.message}") from exc
+
+
+def make(name: str = weights.DEFAULT_GENERATOR, server: str | None = None, api_key: str | None = None,
+         context_tokens: int | None = None) -> Generator:
+    """The in-process model `name`, or, with `server` (a base URL such as http://gpu:8000/v1),
+    the model of that name on an OpenAI-compatible server."""
+    if server:
+        return OpenAIChatGenerator(server, name, api_key, **({"context_tokens": context_tokens} if context_tokens
+                                                              else {}))
+    return TransformersGenerator(name, context_tokens=context_tokens)
