@@ -18,6 +18,9 @@ from rag.generate.backends import Generator, Sampling
 from rag.index import Index
 from rag.retrieve import Hit
 
+# Best-passage cosine below which no passage is taken to be relevant, per embedder, calibrated by
+# benchmarks/abstention.py on HaluEval dev rows: keeps 97% of answerable questions, stops 48% of others.
+ABSTAIN_BELOW = {"all-MiniLM-L6-v2": 0.377}
 NO_PASSAGES = "no_relevant_passages"  # retrieval found nothing above the relevance threshold
 MODEL_ABSTAINED = "model_abstained"  # the model said the passages do not answer the question
 
@@ -27,7 +30,9 @@ class AnswerConfig:
     k: int = 5  # passages shown to the model
     mode: str = "hybrid"
     rerank: bool = False
-    min_dense_score: float | None = None  # below this cosine for the best passage: abstain without generating
+    # Abstain without generating when the best passage's cosine is below this; None: the calibrated
+    # value for the index's embedder (ABSTAIN_BELOW), or no threshold for an uncalibrated one.
+    min_dense_score: float | None = None
     sampling: Sampling = field(default_factory=Sampling)
 
 
@@ -84,6 +89,8 @@ class Answerer:
 
     def _relevant(self, hits: list[Hit]) -> bool:
         threshold = self.config.min_dense_score
+        if threshold is None:
+            threshold = ABSTAIN_BELOW.get(self.index.snapshot().meta.embedder)
         if not hits:
             return False
         if threshold is None:

@@ -83,3 +83,12 @@ def test_passages_that_do_not_fit_are_dropped_and_reported(index: Index) -> None
 def test_empty_question(index: Index) -> None:
     with pytest.raises(ValueError, match="empty"):
         Answerer(index, Scripted("x")).ask("   ")
+
+
+def test_calibrated_threshold_applies_to_the_embedder_it_was_calibrated_for(tmp_path: Path, corpus: Path,
+                                                                            tokenizer: object) -> None:
+    index = Index(tmp_path / "idx", embedder=FakeEmbedder(tokenizer, name="all-MiniLM-L6-v2"))
+    index.ingest([corpus], progress=False)
+    answerer = Answerer(index, Scripted("Lighthouses guide ships [1]."))
+    assert answerer.ask("xylophone quartz zeppelin").abstain_reason == NO_PASSAGES  # cosine 0 with every chunk
+    assert not answerer.ask("Skerry Point lighthouse keeper").abstained
