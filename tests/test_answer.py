@@ -91,4 +91,6 @@ def test_calibrated_threshold_applies_to_the_embedder_it_was_calibrated_for(tmp_
     index.ingest([corpus], progress=False)
     answerer = Answerer(index, Scripted("Lighthouses guide ships [1]."))
     assert answerer.ask("xylophone quartz zeppelin").abstain_reason == NO_PASSAGES  # cosine 0 with every chunk
-    assert not answerer.ask("Skerry Point lighthouse keeper").abstained
+    assert answerer.ask("Skerry Point lighthouse keeper").abstain_reason == NO_PASSAGES  # fake cosine 0.29
+    passage = index.search("Skerry Point lighthouse keeper", 1, mode="dense")[0].text
+    assert not answerer.ask(passage).abstained  # cosine 1 with itself
