@@ -69,9 +69,9 @@ bench: setup
 	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
 	$(PY) benchmarks/search.py threads --index $(INDEX)
 
-# Reproduces rag/assets/reranker-minilm (about 40 min on two CPU cores).
+# The project's own cross-encoder (about 40 min on two CPU cores); use it with --reranker models/reranker-minilm.
 reranker: setup
-	$(PY) -m rag train reranker --data $(DATA)/halueval-qa-train.jsonl --out rag/assets/reranker-minilm
+	$(PY) -m rag train reranker --data $(DATA)/halueval-qa-train.jsonl --out models/reranker-minilm
 
 clean:
 	rm -rf $(VENV) indexes/*/ .pytest_cache .mypy_cache .ruff_cache

@@ -25,7 +25,8 @@ from rag import threads, vectors
 from rag.embed import SentenceTransformerEmbedder
 from rag.store import Snapshot
 
-CACHE = Path(".cache/vectors")
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "vectors"
 N_QUERIES = 1000  # the first questions are queries, never in the pool
 
 

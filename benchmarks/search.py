@@ -40,7 +40,7 @@ QUERIES = [
     "Is there a foreign transaction fee on the Diamond Elite card?", "How do I read a file line by line?",
 ]
 N_TIMED = 200  # held-out questions timed per configuration
-WORK = Path(".cache/search-scale")
+WORK = realdata.ROOT / ".cache" / "search-scale"
 
 
 def cmd_threads(args: argparse.Namespace) -> dict[str, object]:

