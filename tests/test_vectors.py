@@ -96,4 +96,4 @@ def test_ivf_records_a_proportional_nprobe(tmp_path: Path, corpus: Path, fake: F
     Index(tmp_path / "idx", embedder=fake).ingest([corpus], progress=False, index_type="ivf")
     snap = Snapshot.open(tmp_path / "idx")
     ivf = vectors.faiss.extract_index_ivf(snap.vectors)
-    assert snap.meta.nprobe == ivf.nprobe == max(vectors.DEFAULT_NPROBE, -(-ivf.nlist // 10))
+    assert snap.meta.nprobe == ivf.nprobe == max(64, -(-ivf.nlist // 10))
