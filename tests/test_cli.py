@@ -111,3 +111,27 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no index at nowhere" in missing.stderr and "Traceback" not in missing.stderr
     bad_model = rag("ingest", str(FIXTURES / "sample.txt"), "--index", "x", "--embedder", "nope/none", cwd=tmp_path)
     assert bad_model.returncode == 2 and "'nope/none'" in bad_model.stderr and "Traceback" not in bad_model.stderr
+
+
+@pytest.mark.slow
+def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
+    """The packaged SmolLM2 end to end (converted from GGUF on first use). The base model is not yet
+    fine-tuned to cite, so this checks the structure and that every citation points into a passage."""
+    work, _ = built
+    result = rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "-k", "3",
+                 "--max-new-tokens", "40", "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert set(answer) >= {"answer", "abstained", "abstain_reason", "sentences", "citations", "retrieved", "model",
+                           "timings"}
+    assert answer["model"] == "SmolLM2-135M-Instruct" and answer["answer"]
+    assert set(answer["timings"]) == {"retrieve_s", "first_token_s", "total_s"}
+    assert answer["retrieved"][0]["source"] == "docs/sample.html" and len(answer["retrieved"]) <= 3
+    shown = {h["chunk_id"]: h for h in answer["retrieved"]}
+    for citation in answer["citations"]:
+        passage = shown[citation["chunk_id"]]
+        assert passage["start"] <= citation["start"] < citation["end"] <= passage["end"]
+    empty = rag("ask", "  ", "--index", "idx", cwd=work)
+    assert empty.returncode == 2 and "question is empty" in empty.stderr
+    missing = rag("ask", "why?", "--index", "nowhere", cwd=work)
+    assert missing.returncode == 2 and "no index at nowhere" in missing.stderr
