@@ -76,6 +76,11 @@ def queries(shared: Path) -> tuple[list[str], np.ndarray]:
     return questions[:N_QUERIES], embedded(questions[:N_QUERIES])
 
 
+def recall_at_10(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each query's exact top 10 (rows of ids) that the approximate search found."""
+    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+
+
 def pool(shared: Path, index: Path, size: int, progress: Callable[[int], None] | None = None
          ) -> tuple[list[str], np.ndarray]:
     """The first `size` texts of the pool and their vectors."""

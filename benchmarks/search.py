@@ -132,7 +132,7 @@ def _recall(base: np.ndarray, queries: np.ndarray) -> float:
     vectors.set_nprobe(ivf, vectors.default_nprobe(ivf))
     _, truth = exact.search(queries, 10)
     _, found = ivf.search(queries, 10)
-    return round(float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])), 4)
+    return round(realdata.recall_at_10(found, truth), 4)
 
 
 def _timed(fn: Callable[[object], object], items: Sequence[object]) -> list[float]:

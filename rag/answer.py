@@ -45,7 +45,8 @@ class Answer:
     sentences: list[cites.Sentence]
     citations: list[cites.Citation]
     retrieved: list[Hit]  # the passages shown to the model, marker n = retrieved[n - 1]
-    dropped: list[Hit]  # retrieved but left out to fit the model's context window
+    dropped: list[Hit]  # retrieved but not shown: left out to fit the context window, or all of them
+    # when retrieval was too weak to generate from (abstain_reason no_relevant_passages)
     invalid_markers: int
     model: str
     timings: dict[str, float]

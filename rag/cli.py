@@ -14,6 +14,7 @@ from typing import Any
 from rag.answer import AnswerConfig
 from rag.fsutil import atomic_write_text
 from rag.generate.backends import GeneratorError, Sampling
+from rag.generate.citations import Citation
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.chunker import ChunkConfig
@@ -187,7 +188,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             _show_hits(index.search(query, args.k, args.mode, rerank=args.rerank), args.json)
 
 
-def _hit_json(hit: Hit) -> dict[str, Any]:
+def _hit_json(hit: Hit | Citation) -> dict[str, Any]:
     out = asdict(hit)
     out["source"] = display_path(hit.source)
     return out
@@ -224,10 +225,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
             elif not args.json:
                 print(item, end="", flush=True)
     if args.json:
-        out = answer.to_json()
-        for hit in (*out["retrieved"], *out["dropped"], *out["citations"]):  # type: ignore[misc]
-            hit["source"] = display_path(hit["source"])
-        _print_json(out)
+        _print_json(answer.to_json() | {"retrieved": [_hit_json(h) for h in answer.retrieved],
+                                        "dropped": [_hit_json(h) for h in answer.dropped],
+                                        "citations": [_hit_json(c) for c in answer.citations]})
         return EXIT_OK
     print()
     for c in answer.citations:

@@ -35,16 +35,21 @@ def terms(texts: Sequence[str]) -> list[list[str]]:
     return [list(t) for t in out]
 
 
-def build(folder: Path, chunk_ids: np.ndarray, term_lists: list[list[str]]) -> list[str]:
-    """Write a BM25 index of `term_lists` into `folder`; returns the files written (relative)."""
+def fit(term_lists: list[list[str]]) -> Any:
+    """An in-memory BM25 model (bm25s) over `term_lists`."""
     import bm25s
 
+    model = bm25s.BM25()
+    model.index(term_lists, show_progress=False)
+    return model
+
+
+def build(folder: Path, chunk_ids: np.ndarray, term_lists: list[list[str]]) -> list[str]:
+    """Write a BM25 index of `term_lists` into `folder`; returns the files written (relative)."""
     folder.mkdir()
     np.save(folder / IDS, np.asarray(chunk_ids, dtype=np.int64), allow_pickle=False)
     if len(term_lists):
-        model = bm25s.BM25()
-        model.index(term_lists, show_progress=False)
-        model.save(str(folder), show_progress=False)
+        fit(term_lists).save(str(folder), show_progress=False)
     return sorted(str(p.relative_to(folder.parent)) for p in folder.iterdir())
 
 

@@ -77,8 +77,9 @@ class TransformersGenerator:
             model: Any = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=dtype)
         return model.to(self.device).eval()
 
-    @property
+    @cached_property
     def context_tokens(self) -> int:
+        """Read once from the model's config (every question needs it for its prompt budget)."""
         if self._context_tokens:
             return self._context_tokens
         from transformers import AutoConfig

@@ -56,7 +56,7 @@ def training_groups(path: Path, config: TrainConfig) -> list[Group]:
         if not isinstance(row.get("question"), str) or not isinstance(row.get("knowledge"), str):
             raise ValueError(f"{path}: row {n} lacks a 'question' or 'knowledge' string")
     passages = list(dict.fromkeys(r["knowledge"] for r in rows))
-    bm25 = _bm25(passages)
+    bm25 = lexical.fit(lexical.terms(passages))
     questions = lexical.terms([r["question"] for r in rows])
     found, _ = bm25.retrieve([q or ["the"] for q in questions], k=min(len(passages), config.negatives + 5),
                              show_progress=False)
@@ -66,14 +66,6 @@ def training_groups(path: Path, config: TrainConfig) -> list[Group]:
         if len(negatives) == config.negatives:
             groups.append(Group(row["question"], [row["knowledge"], *negatives]))
     return groups
-
-
-def _bm25(passages: list[str]) -> Any:
-    import bm25s
-
-    index = bm25s.BM25()
-    index.index(lexical.terms(passages), show_progress=False)
-    return index
 
 
 def train(data: Path, out: Path, config: TrainConfig = TrainConfig(),
