@@ -24,8 +24,8 @@ export TOKENIZERS_PARALLELISM ?= false
 
 run: setup
 	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
-	@if [ -t 0 ]; then $(PY) -m rag search --index $(INDEX); \
-	else $(PY) -m rag search "How long do transfers to another bank take?" --index $(INDEX) -k 3; fi
+	@if [ -t 0 ]; then $(PY) -m rag ask --index $(INDEX); \
+	else $(PY) -m rag ask "How long do transfers to another bank take?" --index $(INDEX); fi
 
 test: setup-dev lint typecheck pytest
 
@@ -59,7 +59,7 @@ lint: setup-dev
 	$(VENV)/bin/ruff check rag tests benchmarks
 
 typecheck: setup-dev
-	$(VENV)/bin/mypy rag
+	$(VENV)/bin/mypy rag tests benchmarks
 
 pytest: setup-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,9 +1,10 @@
 """Answer latency of the default generator on the demo corpus: first token, total, tokens/s, memory.
 
-    python benchmarks/answer.py [--index indexes/default] [--k 5] [--json]
+    python benchmarks/answer.py [--index indexes/default] [--k 5] [--passage-chars 400 0] [--json]
 
 Runs a fixed list of questions through `Answerer` (hybrid retrieval, k passages) with the
-in-process generator, one model load per process (not counted), and reports medians.
+in-process generator, one model load per process (not counted), and reports medians, once for
+each passage budget (0: whole chunks), side by side in one run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,13 +38,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", default="indexes/default")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--passage-chars", type=int, nargs="+", default=[400, 0])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     generator = TransformersGenerator()
     start = time.perf_counter()
     _ = generator.model, generator.tokenizer
     load_s = time.perf_counter() - start
-    answerer = Answerer(Index(args.index), generator, AnswerConfig(k=args.k))
+    index = Index(args.index)
+    results = [run(Answerer(index, generator, AnswerConfig(k=args.k, passage_chars=chars or None)), generator.tokenizer)
+               for chars in args.passage_chars]
+    result = {"model": generator.name, "device": generator.device, "k": args.k, "questions": len(QUESTIONS),
+              "load_s": round(load_s, 2), "runs": results,
+              "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print("\n".join(f"{k}: {v}" for k, v in result.items() if k != "runs"))
+    for r in results:
+        print(", ".join(f"{k} {v}" for k, v in r.items()))
+
+
+def run(answerer: Answerer, tokenizer: Any) -> dict[str, object]:
+    """Medians over QUESTIONS for one configuration."""
     answerer.ask("warm up")
     rows = []
     for question in QUESTIONS:
@@ -52,18 +70,15 @@ def main() -> None:
                 answer = item
             else:
                 pieces += 1
-        tokens = len(generator.tokenizer(answer.answer)["input_ids"])
+        tokens = len(tokenizer(answer.answer)["input_ids"])
         gen_s = answer.timings["total_s"] - answer.timings["first_token_s"]
-        rows.append({"first_token_s": answer.timings["first_token_s"], "total_s": time.perf_counter() - started,
-                     "tokens": tokens, "tokens_per_s": tokens / gen_s if gen_s > 0 else 0.0,
-                     "abstained": answer.abstained})
-    result = {"model": generator.name, "device": generator.device, "k": args.k, "questions": len(rows),
-              "load_s": round(load_s, 2),
-              **{f"median_{key}": round(statistics.median(r[key] for r in rows), 3)
-                 for key in ("first_token_s", "total_s", "tokens", "tokens_per_s")},
-              "abstained": sum(r["abstained"] for r in rows),
-              "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
-    print(json.dumps(result, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+        rows.append({"prompt_tokens": answer.prompt_tokens, "first_token_s": answer.timings["first_token_s"],
+                     "total_s": time.perf_counter() - started, "tokens": tokens,
+                     "tokens_per_s": tokens / gen_s if gen_s > 0 else 0.0, "abstained": answer.abstained})
+    return {"passage_chars": answerer.config.passage_chars or "whole",
+            **{f"median_{key}": round(statistics.median(r[key] for r in rows), 3)
+               for key in ("prompt_tokens", "first_token_s", "total_s", "tokens", "tokens_per_s")},
+            "abstained": sum(r["abstained"] for r in rows)}
 
 
 if __name__ == "__main__":

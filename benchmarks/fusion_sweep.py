@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,14 +44,18 @@ def main() -> None:
         docs = {r.id: by_path[r.path] for r in index.snapshot().chunks([c for d, b in runs.values() for c in d + b])}
     print(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries")
     print("| fusion | ndcg@10 | recall@1 | recall@10 |\n| --- | ---: | ---: | ---: |")
-    rows = [("dense", lambda d, b: d), ("bm25", lambda d, b: b)]
-    rows += [(f"rrf k={k} bm25 weight {w}", lambda d, b, k=k, w=w: [c for c, _ in rrf(
-        {"dense": d, "bm25": b}, {"dense": 1.0, "bm25": w}, k)]) for k, w in GRID]
+    rows: list[tuple[str, Callable[[list[int], list[int]], list[int]]]] = [
+        ("dense", lambda d, b: d), ("bm25", lambda d, b: b)]
+    rows += [(f"rrf k={k} bm25 weight {w}", partial(_fused, k=k, bm25_weight=w)) for k, w in GRID]
     for name, fuse in rows:
         scores = [ev.score_query(list(dict.fromkeys(docs[c] for c in fuse(d, b))), dataset.qrels[qid])
                   for qid, (d, b) in runs.items()]
         mean = {m: sum(s[m] for s in scores) / len(scores) for m in ("ndcg@10", "recall@1", "recall@10")}
         print(f"| {name} | {mean['ndcg@10']:.4f} | {mean['recall@1']:.4f} | {mean['recall@10']:.4f} |")
+
+
+def _fused(dense: list[int], bm25: list[int], k: int, bm25_weight: float) -> list[int]:
+    return [c for c, _ in rrf({"dense": dense, "bm25": bm25}, {"dense": 1.0, "bm25": bm25_weight}, k)]
 
 
 if __name__ == "__main__":

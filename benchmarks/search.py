@@ -23,7 +23,9 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import realdata  # before rag: puts the project on sys.path
@@ -49,7 +51,7 @@ def cmd_threads(args: argparse.Namespace) -> dict[str, object]:
     times: dict[int, list[float]] = {1: [], 2: []}
     for round_ in range(args.rounds):
         for n in ((1, 2) if round_ % 2 == 0 else (2, 1)):
-            times[n] += _timed(lambda q, n=n: index.search(q, k=5, mode="hybrid", n_threads=n), QUERIES)
+            times[n] += _timed(partial(index.search, k=5, mode="hybrid", n_threads=n), QUERIES)
     return {f"{n}_thread{'s' if n > 1 else ''}": _stats(t) for n, t in times.items()}
 
 
@@ -96,7 +98,7 @@ def cmd_scale(args: argparse.Namespace) -> dict[str, object]:
         for kind in ("flat", "ivf"):
             index.ingest([WORK / str(size) / "docs"], index_type=kind, progress=False)  # refit only, no embedding
             index.search("warm up", k=5)
-            row[kind] = {mode: _stats(_timed(lambda q, m=mode, i=index: i.search(q, k=5, mode=m), timed))
+            row[kind] = {mode: _stats(_timed(partial(index.search, k=5, mode=mode), timed))
                          for mode in ("hybrid", "dense", "bm25")}
         row["ivf_recall@10"] = _recall(vecs[:size], q_vecs)
         result[f"{size}_chunks"] = row
@@ -117,7 +119,7 @@ def _million(real: np.ndarray, queries: np.ndarray) -> dict[str, object]:
         build_s = time.perf_counter() - start
         vectors.set_nprobe(index, vectors.default_nprobe(index))
         threads.use(1)
-        out[kind] = {**_stats(_timed(lambda q, i=index: i.search(q[None, :], 10), list(queries))),
+        out[kind] = {**_stats(_timed(partial(_search_one, index), list(queries))),
                      "build_s": round(build_s, 1), "nprobe": vectors.default_nprobe(index)}
         threads.use(threads.available())
         del index
@@ -133,6 +135,10 @@ def _recall(base: np.ndarray, queries: np.ndarray) -> float:
     _, truth = exact.search(queries, 10)
     _, found = ivf.search(queries, 10)
     return round(realdata.recall_at_10(found, truth), 4)
+
+
+def _search_one(index: Any, query: np.ndarray) -> object:
+    return index.search(query[None, :], 10)
 
 
 def _timed(fn: Callable[[object], object], items: Sequence[object]) -> list[float]:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rag.answer import AnswerConfig
+from rag.answer import Answer, AnswerConfig, Answerer
 from rag.fsutil import atomic_write_text
 from rag.generate.backends import GeneratorError, Sampling
 from rag.generate.citations import Citation
@@ -69,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print a JSON list")
 
     ask = sub.add_parser("ask", help="answer a question from the index, citing the passages used")
-    ask.add_argument("question")
+    ask.add_argument("question", nargs="?", help="the question (omit for an interactive prompt)")
     ask.add_argument("--index", default=default_index, help=index_help)
     ask.add_argument("-k", type=int, default=AnswerConfig.k, help="passages shown to the model (default 5)")
     ask.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
@@ -80,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--server", default=os.environ.get("RAG_SERVER"),
                      help="base URL of an OpenAI-compatible server, e.g. http://gpu-host:8000/v1 ($RAG_SERVER)")
     ask.add_argument("--max-new-tokens", type=int, default=Sampling.max_new_tokens)
+    ask.add_argument("--passage-chars", type=int, default=AnswerConfig.passage_chars,
+                     help="cut each passage to its most relevant sentences within this many characters; "
+                          "0 shows whole chunks (default %(default)s)")
     ask.add_argument("--json", action="store_true", help="print the whole answer as one JSON object")
 
     evaluate = sub.add_parser("eval", help="measure retrieval quality on a labelled dataset")
@@ -124,6 +129,8 @@ def _rerank_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    logging.basicConfig(format=f"rag {args.command}: %(message)s")
+    logging.getLogger("rag").setLevel(logging.INFO)  # one-off notices such as model conversion
     try:
         return int(COMMANDS[args.command](args))
     except (StoreError, ModelNotFoundError, GeneratorError, ValueError, OSError) as exc:
@@ -177,15 +184,21 @@ def cmd_search(args: argparse.Namespace) -> int:
             _show_hits(index.search(args.query, args.k, args.mode, rerank=args.rerank), args.json)
             return EXIT_OK
         print(f"Searching {args.index} ({index.info().chunks} chunks). Empty line or Ctrl-D quits.")
-        while True:
-            try:
-                query = input("search> ").strip()
-            except EOFError:
-                print()
-                return EXIT_OK
-            if not query:
-                return EXIT_OK
-            _show_hits(index.search(query, args.k, args.mode, rerank=args.rerank), args.json)
+        return _prompt_loop("search> ", lambda q: _show_hits(index.search(q, args.k, args.mode, rerank=args.rerank),
+                                                             args.json))
+
+
+def _prompt_loop(prompt: str, handle: Callable[[str], object]) -> int:
+    """Read lines and hand each to `handle` until an empty line or end of input."""
+    while True:
+        try:
+            line = input(prompt).strip()
+        except EOFError:
+            print()
+            return EXIT_OK
+        if not line:
+            return EXIT_OK
+        handle(line)
 
 
 def _hit_json(hit: Hit | Citation) -> dict[str, Any]:
@@ -211,31 +224,39 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.answer import Answer, Answerer
     from rag.generate import backends
 
     generator = backends.make(args.generator, args.server, os.environ.get("RAG_API_KEY"))
-    config = AnswerConfig(k=args.k, mode=args.mode, rerank=args.rerank,
+    config = AnswerConfig(k=args.k, mode=args.mode, rerank=args.rerank, passage_chars=args.passage_chars or None,
                           sampling=Sampling(max_new_tokens=args.max_new_tokens))
     with Index(args.index) as index:
         answerer = Answerer(index, generator, config)
-        for item in answerer.stream(args.question):
-            if isinstance(item, Answer):
-                answer = item
-            elif not args.json:
-                print(item, end="", flush=True)
-    if args.json:
+        if args.question is not None:
+            _answer(answerer, args.question, args.json)
+            return EXIT_OK
+        print(f"Asking {args.index} ({index.info().chunks} chunks) with {generator.name}. "
+              "Empty line or Ctrl-D quits.")
+        return _prompt_loop("ask> ", lambda q: _answer(answerer, q, args.json))
+
+
+def _answer(answerer: Answerer, question: str, as_json: bool) -> None:
+    """Stream the answer to the terminal and list its sources, or print it as one JSON object."""
+    for item in answerer.stream(question):
+        if isinstance(item, Answer):
+            answer = item
+        elif not as_json:
+            print(item, end="", flush=True)
+    if as_json:
         _print_json(answer.to_json() | {"retrieved": [_hit_json(h) for h in answer.retrieved],
                                         "dropped": [_hit_json(h) for h in answer.dropped],
                                         "citations": [_hit_json(c) for c in answer.citations]})
-        return EXIT_OK
+        return
     print()
     for c in answer.citations:
         where = display_path(c.source) + (f" p.{c.page}" if c.page else "")
         print(f"  [{c.marker}] {where}: \"{' '.join(c.quote.split())}\"")
     if answer.abstained:
         print(f"  (abstained: {answer.abstain_reason})")
-    return EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

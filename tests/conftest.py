@@ -136,3 +136,11 @@ def tiny_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = write_halueval(work / "qa.jsonl", 1016)
     training.train(data, work / "model", training.TrainConfig(limit=8, batch_size=4, threads=1))
     return work / "model"
+
+
+@pytest.fixture(scope="session")
+def generator() -> Any:
+    """The real default generator (packaged SmolLM2, converted from GGUF on first use), loaded once."""
+    from rag.generate.backends import TransformersGenerator
+
+    return TransformersGenerator()

@@ -56,7 +56,7 @@ def test_answer_cites_passages_with_quotes(index: Index) -> None:
 def test_stream_yields_pieces_then_the_answer(index: Index) -> None:
     items = list(Answerer(index, Scripted("Lighthouses guide ships [1].")).stream("lighthouse"))
     assert all(isinstance(i, str) for i in items[:-1]) and isinstance(items[-1], Answer)
-    assert "".join(items[:-1]).strip() == items[-1].answer
+    assert "".join(str(i) for i in items[:-1]).strip() == items[-1].answer
 
 
 def test_model_abstention_is_recognised(index: Index) -> None:
@@ -94,3 +94,14 @@ def test_calibrated_threshold_applies_to_the_embedder_it_was_calibrated_for(tmp_
     assert answerer.ask("Skerry Point lighthouse keeper").abstain_reason == NO_PASSAGES  # fake cosine 0.29
     passage = index.search("Skerry Point lighthouse keeper", 1, mode="dense")[0].text
     assert not answerer.ask(passage).abstained  # cosine 1 with itself
+
+
+def test_passages_are_narrowed_to_the_budget_and_stay_exact_slices(index: Index) -> None:
+    question = "Who kept the Skerry Point lighthouse?"
+    whole = Answerer(index, Scripted("Yes [1]."), AnswerConfig(k=3, passage_chars=None)).ask(question)
+    narrow = Answerer(index, Scripted("Yes [1]."), AnswerConfig(k=3, passage_chars=80)).ask(question)
+    assert max(len(h.text) for h in whole.retrieved) > 80 >= max(len(h.text) for h in narrow.retrieved)
+    assert narrow.prompt_tokens < whole.prompt_tokens
+    for hit in narrow.retrieved:
+        assert index.snapshot().document_text(hit.source)[hit.start:hit.end] == hit.text
+    assert "skerry" in narrow.retrieved[0].text.lower()

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ QUESTIONS = [["How do penguins keep warm in winter?"], ["How deep do emperor pen
 def squad_file(tmp_path: Path) -> Path:
     data, q = [], 0
     for a, paragraphs in enumerate(PARAGRAPHS):
-        article = {"title": f"A{a}", "paragraphs": []}
+        article: dict[str, Any] = {"title": f"A{a}", "paragraphs": []}
         for context in paragraphs:
             qas = [{"id": f"q{q + i}", "question": text, "answers": []} for i, text in enumerate(QUESTIONS[q])]
             article["paragraphs"].append({"context": context, "qas": qas})

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rag.ingest.loaders import LoadError, decode_text, load
+from rag.ingest.loaders import Document, LoadError, decode_text, load
 from tests.conftest import BROKEN, FIXTURES
 
 
-def _load(name: str):  # type: ignore[no-untyped-def]
+def _load(name: str) -> Document:
     path = FIXTURES / name
     return load(path.suffix, path.read_bytes())
 

@@ -80,7 +80,8 @@ def test_index_reranks_on_request(tmp_path: Path, corpus: Path, fake: FakeEmbedd
     assert all(h.rerank_score is None for h in plain) and not scorer.seen
     reranked = index.search("lighthouse keeper", k=3, rerank=True)
     assert all(h.rerank_score is not None for h in reranked)
-    assert [h.rerank_score for h in reranked] == sorted((h.rerank_score for h in reranked), reverse=True)
+    scores = [h.rerank_score or 0.0 for h in reranked]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_evaluation_reports_rerank_modes(tmp_path: Path, fake: FakeEmbedder) -> None:

@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 
 from rag import lexical
+from rag.generate import excerpt
 from rag.retrieve import Hit
 
 MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[\d+(?:\s*,\s*\d+)*\])*)(?:\s+|$)")
-_PASSAGE_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
 
 
 @dataclass(frozen=True)
@@ -78,15 +78,13 @@ def quote(sentence: str, marker: int, hit: Hit) -> Citation:
     """The sentence of the passage sharing the most content terms with `sentence` (first on ties);
     the whole passage when none shares any."""
     wanted = set(lexical.terms([sentence])[0])
+    spans = excerpt.sentence_spans(hit.text)
+    found = lexical.terms([hit.text[s:e] for s, e in spans])
     best, best_score = (0, len(hit.text)), 0
-    for match in _PASSAGE_SENTENCE.finditer(hit.text):
-        piece = match.group()
-        if not piece.strip():
-            continue
-        score = len(wanted & set(lexical.terms([piece])[0]))
+    for span, terms in zip(spans, found, strict=True):
+        score = len(wanted & set(terms))
         if score > best_score:
-            lead = len(piece) - len(piece.lstrip())
-            best, best_score = (match.start() + lead, match.end()), score
+            best, best_score = span, score
     start, end = best
     return Citation(marker, hit.chunk_id, hit.source, hit.page, hit.start + start, hit.start + end,
                     hit.text[start:end])

