@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
                           "with --server, the server's model name")
     ask.add_argument("--server", default=os.environ.get("RAG_SERVER"),
                      help="base URL of an OpenAI-compatible server, e.g. http://gpu-host:8000/v1 ($RAG_SERVER)")
+    ask.add_argument("--context-tokens", type=int,
+                     help="the model's window, prompt plus answer (default: read from the model in process, "
+                          "4096 for a server)")
     ask.add_argument("--max-new-tokens", type=int, default=Sampling.max_new_tokens)
     ask.add_argument("--passage-chars", type=int, default=AnswerConfig.passage_chars,
                      help="cut each passage to its most relevant sentences within this many characters; "
@@ -226,7 +229,7 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.generate import backends
 
-    generator = backends.make(args.generator, args.server, os.environ.get("RAG_API_KEY"))
+    generator = backends.make(args.generator, args.server, os.environ.get("RAG_API_KEY"), args.context_tokens)
     config = AnswerConfig(k=args.k, mode=args.mode, rerank=args.rerank, passage_chars=args.passage_chars or None,
                           sampling=Sampling(max_new_tokens=args.max_new_tokens))
     with Index(args.index) as index:

@@ -18,7 +18,8 @@ MESSAGES = [{"role": "system", "content": "Answer from passages."}, {"role": "us
 
 
 class FakeServer(BaseHTTPRequestHandler):
-    """Streams "Because [1]." as SSE; a model named "broken" gets a 500, "slow" sleeps."""
+    """Streams "Because [1]." as SSE; a model named "broken" gets a 500, "slow" sleeps, "flaky"
+    gets a 503 on every request but the third."""
 
     requests: ClassVar[list[dict]] = []
 
@@ -27,6 +28,9 @@ class FakeServer(BaseHTTPRequestHandler):
         FakeServer.requests.append({"path": self.path, **body})
         if body["model"] == "broken":
             self._send(500, "application/json", json.dumps({"error": {"message": "out of memory"}}).encode())
+            return
+        if body["model"] == "flaky" and sum(r["model"] == "flaky" for r in FakeServer.requests) % 3:
+            self._send(503, "application/json", json.dumps({"error": {"message": "warming up"}}).encode())
             return
         if body["model"] == "slow":
             time.sleep(2)
@@ -77,8 +81,17 @@ def test_server_error_is_reported_with_status(server: str) -> None:
 
 
 def test_timeout_is_reported(server: str) -> None:
-    with pytest.raises(GeneratorError, match="cannot reach"):
+    with pytest.raises(GeneratorError, match="did not answer within 0.5 s"):
         list(OpenAIChatGenerator(server, "slow", timeout=0.5, retries=0).stream(MESSAGES, Sampling()))
+
+
+def test_transient_failures_are_retried_with_backoff(server: str) -> None:
+    start = time.perf_counter()
+    assert "".join(OpenAIChatGenerator(server, "flaky", retries=2).stream(MESSAGES, Sampling())) == "Because [1]."
+    assert sum(r["model"] == "flaky" for r in FakeServer.requests) == 3
+    assert time.perf_counter() - start > 0.5  # the client waited between tries
+    with pytest.raises(GeneratorError, match="answered 503"):
+        list(OpenAIChatGenerator(server, "flaky", retries=1).stream(MESSAGES, Sampling()))
 
 
 def test_unreachable_server_names_the_url() -> None:

@@ -158,7 +158,10 @@ class OpenAIChatGenerator:
             for chunk in chunks:
                 if chunk.choices and (piece := chunk.choices[0].delta.content):
                     yield piece
-        except openai.APIConnectionError as exc:  # includes timeouts, after the client's retries
+        except openai.APITimeoutError as exc:  # after the client's retries, like the errors below
+            raise GeneratorError(f"the generation server at {self.base_url} did not answer within "
+                                 f"{self.timeout:g} s (tried {self.retries + 1} times)") from exc
+        except openai.APIConnectionError as exc:
             raise GeneratorError(f"cannot reach the generation server at {self.base_url}: {exc}") from exc
         except openai.APIStatusError as exc:
             raise GeneratorError(f"the generation server at {self.base_url} answered {exc.status_code}: "
