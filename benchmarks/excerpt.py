@@ -42,7 +42,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"questions": len(items), "rows": rows}, indent=1))
         return
-    print(f"{len(items)} questions\n| chars | best sentences keep the answer | first chars keep it |\n| ---: | ---: | ---: |")
+    print(f"{len(items)} questions\n| chars | best sentences keep the answer | first chars keep it |")
+    print("| ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['chars']} | {r['answer_kept']:.3f} | {r['first_chars_kept']:.3f} |")
 
