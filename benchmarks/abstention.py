@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from rag.evaluation import retrieval as ev
+from rag.fsutil import read_jsonl
 
 KEEP_ANSWERABLE = 0.97
 
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()][-1000:]
+    rows = read_jsonl(args.data, ("knowledge", "question"))[-1000:]
     half = len(rows) // 2
     corpus = {f"k{i}": r["knowledge"] for i, r in enumerate(rows[:half])}
     data = ev.Dataset("halueval dev", corpus, {}, {})

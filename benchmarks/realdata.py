@@ -23,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag import threads, vectors
 from rag.embed import SentenceTransformerEmbedder
+from rag.fsutil import read_jsonl
 from rag.store import Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ def demo_chunks(index: Path) -> tuple[list[str], np.ndarray]:
 def data_texts(shared: Path) -> tuple[list[str], list[str]]:
     """(passages, questions) from the evaluation and training files, deduplicated, in file order;
     passages include the sentences of long paragraphs."""
-    rows = [json.loads(line) for line in (shared / "halueval-qa-train.jsonl").read_text().splitlines() if line]
+    rows = read_jsonl(shared / "halueval-qa-train.jsonl")
     passages = [r["knowledge"] for r in rows]
     questions = [r["question"] for r in rows]
     for article in json.loads((shared / "squad-dev-v1.1.json").read_text())["data"]:

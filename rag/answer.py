@@ -77,8 +77,16 @@ class Answerer:
             raise ValueError("the question is empty")
         start = time.perf_counter()
         hits = self.index.search(question, self.config.k, self.config.mode, rerank=self.config.rerank)
+        yield from self.stream_over(question, hits, start)
+
+    def stream_over(self, question: str, hits: list[Hit], start: float | None = None,
+                    gate: bool = True) -> Iterator[str | Answer]:
+        """`stream` over passages found elsewhere (an evaluation's gold passages, say): abstain if
+        `gate` and none is relevant enough, else prompt, generate and parse. `start`: when
+        retrieval began, for the timings."""
+        start = time.perf_counter() if start is None else start
         timings = {"retrieve_s": time.perf_counter() - start}
-        if not self._relevant(hits):
+        if gate and not self._relevant(hits):
             yield prompt.ABSTAIN
             yield self._finish(question, prompt.ABSTAIN, NO_PASSAGES, prompt.Prompt([], [], hits, 0), timings, start)
             return

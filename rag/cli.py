@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from rag.answer import Answer, AnswerConfig, Answerer
+from rag.evaluation.generator import SETTINGS
 from rag.fsutil import atomic_write_text
-from rag.generate.backends import GeneratorError, Sampling
+from rag.generate.backends import SHIPPED, GeneratorError, Sampling
 from rag.generate.citations import Citation
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
@@ -25,6 +26,7 @@ from rag.models import ModelNotFoundError
 from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N
 from rag.retrieve import MODES, FusionConfig, Hit
 from rag.store import StoreError
+from rag.training.generator import FinetuneConfig
 from rag.vectors import POLICIES
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_ERROR = 0, 1, 2
@@ -81,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
                           "with --server, the server's model name")
     ask.add_argument("--server", default=os.environ.get("RAG_SERVER"),
                      help="base URL of an OpenAI-compatible server, e.g. http://gpu-host:8000/v1 ($RAG_SERVER)")
+    _adapter_options(ask)
     ask.add_argument("--context-tokens", type=int,
                      help="the model's window, prompt plus answer (default: read from the model in process, "
                           "4096 for a server)")
@@ -90,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
                           "0 shows whole chunks (default %(default)s)")
     ask.add_argument("--json", action="store_true", help="print the whole answer as one JSON object")
 
-    evaluate = sub.add_parser("eval", help="measure retrieval quality on a labelled dataset")
+    evaluate = sub.add_parser("eval", help="measure retrieval or generation quality on a labelled dataset")
     what = evaluate.add_subparsers(dest="what", required=True)
     retrieval = what.add_parser("retrieval", help="nDCG@10, Recall@1/5/10/20, MRR@10 and latency per mode")
     retrieval.add_argument("--dataset", type=Path, required=True, help="SQuAD JSON file or BEIR folder")
@@ -105,6 +108,23 @@ def _parser() -> argparse.ArgumentParser:
     retrieval.add_argument("--out", type=Path, help="write results.json and results.md into this folder")
     retrieval.add_argument("--json", action="store_true", help="print {mode: {metric: value}}")
 
+    gen = what.add_parser("generator", help="base and fine-tuned generators side by side: EM, F1, citations, "
+                                            "abstention, hallucination")
+    gen.add_argument("--dataset", type=Path, required=True, help="SQuAD v1.1 JSON (evaluation only)")
+    gen.add_argument("--limit", type=int, default=300, help="whole articles, in order, up to N questions (300)")
+    gen.add_argument("--generator", default=os.environ.get("RAG_GENERATOR", DEFAULT_GENERATOR),
+                     help=f"in-process model (default {DEFAULT_GENERATOR}), run bare and with the adapter")
+    gen.add_argument("--adapter", default=SHIPPED, help="adapter folder (default: the shipped one)")
+    gen.add_argument("--also", nargs="*", default=[], help="more in-process models to compare, bare")
+    gen.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS),
+                     help="gold: gold paragraph among distractors; retrieved: the real retriever's passages")
+    gen.add_argument("-k", type=int, default=AnswerConfig.k, help="passages per question (default 5)")
+    gen.add_argument("--unanswerable", type=float, default=0.3, help="share of questions whose gold is removed")
+    gen.add_argument("--max-new-tokens", type=int, default=64)
+    gen.add_argument("--cache", type=Path, help="keep the dataset's documents and index here, reused next time")
+    gen.add_argument("--out", type=Path, help="write results.json, results.md and outcomes.jsonl into this folder")
+    gen.add_argument("--json", action="store_true", help="print {model: {setting: {metric: value}}}")
+
     train = sub.add_parser("train", help="train the project's own models")
     model = train.add_subparsers(dest="what", required=True)
     reranker = model.add_parser("reranker", help="fine-tune a cross-encoder reranker on HaluEval QA groups")
@@ -117,10 +137,40 @@ def _parser() -> argparse.ArgumentParser:
     reranker.add_argument("--threads", type=int, help="torch threads (default: every core)")
     reranker.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
 
+    tune = sub.add_parser("finetune", help="train a LoRA adapter that makes a generator answer from its passages")
+    tune.add_argument("--data", type=Path, required=True, help="HaluEval QA JSONL (last 1000 rows held out)")
+    tune.add_argument("--out", type=Path, default=Path("models/generator-adapter"),
+                      help="folder for the adapter, finetune.json and checkpoints/ (default %(default)s); "
+                           "a rerun resumes from its last checkpoint")
+    tune.add_argument("--base", default=FinetuneConfig.base,
+                      help="causal LM: packaged name, .gguf file, folder or hub id (default %(default)s)")
+    tune.add_argument("--limit", type=int, help="train on the first N records only")
+    tune.add_argument("--epochs", type=float, default=FinetuneConfig.epochs)
+    tune.add_argument("--max-steps", type=int, default=FinetuneConfig.max_steps, help="stop after N steps")
+    tune.add_argument("--lora-r", type=int, default=FinetuneConfig.lora_r)
+    tune.add_argument("--lora-alpha", type=int, default=FinetuneConfig.lora_alpha)
+    tune.add_argument("--lora-layers", type=int, default=FinetuneConfig.lora_layers,
+                      help="adapt the top N decoder layers; 0: all (default %(default)s, for CPU speed)")
+    tune.add_argument("--learning-rate", type=float, default=FinetuneConfig.learning_rate)
+    tune.add_argument("--batch-size", type=int, default=FinetuneConfig.batch_size)
+    tune.add_argument("--grad-accum", type=int, default=FinetuneConfig.grad_accum)
+    tune.add_argument("--eval-steps", type=int, default=FinetuneConfig.eval_steps, help="dev loss every N steps")
+    tune.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present (bf16), else cpu")
+    tune.add_argument("--seed", type=int, default=FinetuneConfig.seed)
+    tune.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
+
     info = sub.add_parser("info", help="describe an index")
     info.add_argument("--index", default=default_index, help=index_help)
     info.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _adapter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--adapter", default=os.environ.get("RAG_ADAPTER", SHIPPED),
+                        help="LoRA adapter folder from rag finetune ($RAG_ADAPTER; default: the project's "
+                             "fine-tuned adapter for the default generator)")
+    parser.add_argument("--no-adapter", dest="adapter", action="store_const", const=None,
+                        help="the bare base model, without any adapter")
 
 
 def _rerank_options(parser: argparse.ArgumentParser) -> None:
@@ -229,7 +279,8 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.generate import backends
 
-    generator = backends.make(args.generator, args.server, os.environ.get("RAG_API_KEY"), args.context_tokens)
+    generator = backends.make(args.generator, args.server, os.environ.get("RAG_API_KEY"), args.context_tokens,
+                              args.adapter)
     config = AnswerConfig(k=args.k, mode=args.mode, rerank=args.rerank, passage_chars=args.passage_chars or None,
                           sampling=Sampling(max_new_tokens=args.max_new_tokens))
     with Index(args.index) as index:
@@ -265,6 +316,8 @@ def _answer(answerer: Answerer, question: str, as_json: bool) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.evaluation import retrieval as ev
 
+    if args.what == "generator":
+        return _eval_generator(args)
     dataset = ev.load(args.format, args.dataset, args.limit, args.split)
     print(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
@@ -283,6 +336,50 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _print_json(results)
     else:
         print(ev.markdown_table(results))
+    return EXIT_OK
+
+
+def _eval_generator(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from rag.evaluation import generator as eg
+    from rag.evaluation import retrieval as ev
+    from rag.generate import backends
+
+    dataset = ev.load_squad(args.dataset, args.limit)
+    generators = {"base": backends.make(args.generator, adapter=None)}
+    tuned = backends.make(args.generator, adapter=args.adapter)
+    if tuned.name != generators["base"].name:
+        generators["fine-tuned"] = tuned
+    generators |= {name: backends.make(name, adapter=None) for name in args.also}
+    config = AnswerConfig(k=args.k, sampling=Sampling(max_new_tokens=args.max_new_tokens))
+    todo = eg.items(dataset, args.unanswerable)
+    print(f"{dataset.name}: {len(dataset.corpus)} paragraphs, {len(todo)} questions "
+          f"({sum(not i.answerable for i in todo)} made unanswerable); models: "
+          + ", ".join(f"{k} = {g.name}" for k, g in generators.items()), file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        index, by_path = ev.build_index(dataset, args.cache or Path(tmp))
+        passages = eg.Passages(dataset, index, by_path, args.k)
+        systems = {name: Answerer(index, g, config) for name, g in generators.items()}
+        with tqdm(total=len(systems) * len(args.settings) * len(todo), desc="answer", unit="question",
+                  disable=None) as bar:
+            results, rows = eg.evaluate(systems, passages, todo, args.settings, bar.update)
+        index.close()
+    table = eg.markdown_table(results)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        summary = {"dataset": str(args.dataset), "questions": len(todo), "paragraphs": len(dataset.corpus),
+                   "models": {k: g.name for k, g in generators.items()}, "config": vars(args) | {
+                       "dataset": str(args.dataset), "out": str(args.out), "cache": str(args.cache)},
+                   "results": results}
+        atomic_write_text(args.out / "results.json", json.dumps(summary, indent=1, default=str) + "\n")
+        atomic_write_text(args.out / "results.md", f"# Generators: {dataset.name}\n\n{len(todo)} questions, "
+                                                   f"{args.k} passages each.\n\n{table}\n")
+        atomic_write_text(args.out / "outcomes.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    if args.json:
+        _print_json(results)
+    else:
+        print(table)
     return EXIT_OK
 
 
@@ -308,6 +405,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from rag.training import generator
+
+    config = FinetuneConfig(base=args.base, limit=args.limit, epochs=args.epochs, max_steps=args.max_steps,
+                            lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                            lora_layers=args.lora_layers or None, learning_rate=args.learning_rate,
+                            batch_size=args.batch_size, grad_accum=args.grad_accum, eval_steps=args.eval_steps,
+                            save_steps=args.eval_steps, device=args.device, seed=args.seed)
+    record = generator.finetune(args.data, args.out, config)
+    if args.json:
+        _print_json(record)
+    else:
+        print(f"wrote {args.out}: {record['train_records']} records, {record['steps']} steps, "
+              f"train loss {record['train_loss']}, dev loss {record['dev_loss']}, {record['train_s']} s")
+    return EXIT_OK
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     with Index(args.index) as index:
         info = index.info()
@@ -329,4 +443,4 @@ def _print_json(obj: object) -> None:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval, "train": cmd_train,
-            "info": cmd_info}
+            "finetune": cmd_finetune, "info": cmd_info}

@@ -7,12 +7,14 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from rag.generate.backends import Messages, Sampling
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -144,3 +146,22 @@ def generator() -> Any:
     from rag.generate.backends import TransformersGenerator
 
     return TransformersGenerator()
+
+
+class Scripted:
+    """Streams a fixed reply word by word and records the prompts it was given."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str, context_tokens: int = 10_000) -> None:
+        self.reply = reply
+        self.context_tokens = context_tokens
+        self.prompts: list[Messages] = []
+
+    def count_tokens(self, messages: Messages) -> int:
+        return sum(len(m["content"].split()) for m in messages)
+
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        self.prompts.append(messages)
+        for word in self.reply.split(" "):
+            yield word + " "

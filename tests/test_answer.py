@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rag import Index
 from rag.answer import MODEL_ABSTAINED, NO_PASSAGES, Answer, AnswerConfig, Answerer
-from rag.generate.backends import Messages, Sampling
+from rag.generate.backends import Sampling
 from rag.generate.prompt import ABSTAIN
-from tests.conftest import FakeEmbedder
-
-
-class Scripted:
-    """Streams a fixed reply word by word and records the prompts it was given."""
-
-    name = "scripted"
-
-    def __init__(self, reply: str, context_tokens: int = 10_000) -> None:
-        self.reply = reply
-        self.context_tokens = context_tokens
-        self.prompts: list[Messages] = []
-
-    def count_tokens(self, messages: Messages) -> int:
-        return sum(len(m["content"].split()) for m in messages)
-
-    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
-        self.prompts.append(messages)
-        for word in self.reply.split(" "):
-            yield word + " "
+from tests.conftest import FakeEmbedder, Scripted
 
 
 @pytest.fixture

@@ -13,13 +13,14 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from rag.embed import Embedder
+from rag.fsutil import read_jsonl
 from rag.index import Index
 
 CUTOFFS = (1, 5, 10, 20)
@@ -32,6 +33,7 @@ class Dataset:
     corpus: dict[str, str]  # document id -> text
     queries: dict[str, str]  # query id -> text
     qrels: dict[str, dict[str, int]]  # query id -> {document id: relevance > 0}
+    answers: dict[str, list[str]] = field(default_factory=dict)  # query id -> gold answers, where known
 
 
 def load_squad(path: Path, limit: int | None = None) -> Dataset:
@@ -41,6 +43,7 @@ def load_squad(path: Path, limit: int | None = None) -> Dataset:
     corpus: dict[str, str] = {}
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
+    answers: dict[str, list[str]] = {}
     for a, article in enumerate(data):
         if limit is not None and len(queries) >= limit:
             break
@@ -50,7 +53,8 @@ def load_squad(path: Path, limit: int | None = None) -> Dataset:
             for qa in paragraph["qas"]:
                 queries[qa["id"]] = qa["question"]
                 qrels[qa["id"]] = {doc_id: 1}
-    return Dataset(Path(path).name, corpus, queries, qrels)
+                answers[qa["id"]] = list(dict.fromkeys(a["text"] for a in qa["answers"]))
+    return Dataset(Path(path).name, corpus, queries, qrels, answers)
 
 
 def load_beir(folder: Path, limit: int | None = None, split: str = "test") -> Dataset:
@@ -58,10 +62,10 @@ def load_beir(folder: Path, limit: int | None = None, split: str = "test") -> Da
     `limit` keeps the first queries that have judgements; the corpus stays whole."""
     folder = Path(folder)
     corpus = {}
-    for row in _jsonl(folder / "corpus.jsonl"):
+    for row in read_jsonl(folder / "corpus.jsonl"):
         title = (row.get("title") or "").strip()
         corpus[str(row["_id"])] = f"{title}\n\n{row['text']}" if title else row["text"]
-    all_queries = {str(row["_id"]): row["text"] for row in _jsonl(folder / "queries.jsonl")}
+    all_queries = {str(row["_id"]): row["text"] for row in read_jsonl(folder / "queries.jsonl", ("text",))}
     qrels: dict[str, dict[str, int]] = {}
     with (folder / "qrels" / f"{split}.tsv").open(newline="") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
@@ -74,7 +78,7 @@ def load_beir(folder: Path, limit: int | None = None, split: str = "test") -> Da
 def load_halueval(path: Path, limit: int | None = None, dev_rows: int = 1000) -> Dataset:
     """HaluEval QA as retrieval, on the last `dev_rows` rows only (the project's own dev split,
     kept out of all training): each record's knowledge is a document, its question the query."""
-    rows = _jsonl(Path(path))[-dev_rows:][:limit]
+    rows = read_jsonl(Path(path), ("knowledge", "question"))[-dev_rows:][:limit]
     corpus: dict[str, str] = {}
     by_text: dict[str, str] = {}
     queries: dict[str, str] = {}
@@ -93,11 +97,6 @@ def load(fmt: str, path: Path, limit: int | None = None, split: str = "test") ->
     if fmt not in loaders:
         raise ValueError(f"unknown dataset format {fmt!r}; choose one of {', '.join(loaders)}")
     return loaders[fmt]()
-
-
-def _jsonl(path: Path) -> list[dict]:
-    with path.open() as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 # --- metrics ----------------------------------------------------------------------------------

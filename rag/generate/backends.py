@@ -11,12 +11,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Protocol
 
 from rag import models, threads
 from rag.generate import weights
 
 Messages = list[dict[str, str]]
+SHIPPED = "shipped"  # make(adapter=SHIPPED): the project's fine-tuned adapter for the model, when it has one
 
 
 class GeneratorError(RuntimeError):
@@ -46,11 +48,16 @@ class Generator(Protocol):
 
 class TransformersGenerator:
     """A causal LM in this process: CUDA in bfloat16 when a GPU is present, else CPU float32.
-    Loaded once, on first use."""
+    Loaded once, on first use. A LoRA adapter, when given, is merged into the weights at load,
+    so it costs nothing per token."""
 
     def __init__(self, name: str = weights.DEFAULT_GENERATOR, device: str | None = None,
-                 context_tokens: int | None = None) -> None:
-        self.name = name
+                 context_tokens: int | None = None, adapter: Path | None = None) -> None:
+        if adapter is not None and not (adapter / "adapter_config.json").is_file():
+            raise models.ModelNotFoundError(f"adapter {adapter} has no adapter_config.json (write one with "
+                                            "rag finetune)")
+        self.name = f"{name}+{adapter.name}" if adapter else name
+        self.adapter = adapter
         self.path = weights.resolve(name)
         self._device = device
         self._context_tokens = context_tokens
@@ -75,6 +82,10 @@ class TransformersGenerator:
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         with models.quiet_loading():
             model: Any = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=dtype)
+        if self.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(self.adapter)).merge_and_unload()
         return model.to(self.device).eval()
 
     @cached_property
@@ -169,10 +180,13 @@ class OpenAIChatGenerator:
 
 
 def make(name: str = weights.DEFAULT_GENERATOR, server: str | None = None, api_key: str | None = None,
-         context_tokens: int | None = None) -> Generator:
+         context_tokens: int | None = None, adapter: str | Path | None = SHIPPED) -> Generator:
     """The in-process model `name`, or, with `server` (a base URL such as http://gpu:8000/v1),
-    the model of that name on an OpenAI-compatible server."""
+    the model of that name on an OpenAI-compatible server (which applies any adapter itself).
+    `adapter`: a folder written by `rag finetune`, SHIPPED for the project's own adapter for
+    `name` (none if it has none), or None for the bare model."""
     if server:
         return OpenAIChatGenerator(server, name, api_key, **({"context_tokens": context_tokens} if context_tokens
                                                               else {}))
-    return TransformersGenerator(name, context_tokens=context_tokens)
+    folder = weights.shipped_adapter(name) if adapter == SHIPPED else Path(adapter) if adapter else None
+    return TransformersGenerator(name, context_tokens=context_tokens, adapter=folder)

@@ -23,6 +23,18 @@ PACKAGED_GGUF: dict[str, models.PackagedModel] = {
 }
 
 
+# The project's fine-tuned LoRA adapters, shipped inside the package (rag finetune wrote them; see
+# the MODEL_CARD.md beside each). Used by default on top of their base model.
+ADAPTERS = Path(__file__).parent / "adapters"
+SHIPPED_ADAPTERS = {"SmolLM2-135M-Instruct": ADAPTERS / "smollm2-135m-grounded"}
+
+
+def shipped_adapter(name: str) -> Path | None:
+    """The adapter the project ships for generator `name`, if any."""
+    folder = SHIPPED_ADAPTERS.get(name)
+    return folder if folder and (folder / "adapter_config.json").is_file() else None
+
+
 def cache_root() -> Path:
     """$RAG_CACHE, else ~/.cache/rag."""
     return Path(os.environ.get("RAG_CACHE") or Path.home() / ".cache" / "rag")
@@ -47,9 +59,7 @@ def resolve(name: str) -> Path:
 def converted(gguf: Path) -> Path:
     """The cached transformers copy of `gguf`, made on first use (atomically: a killed
     conversion leaves no half-written model behind)."""
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    out = cache_root() / "models" / f"{gguf.stem}-{key}"
+    out = cache_root() / "models" / f"{gguf.stem}-{_fingerprint(gguf)}"
     if (out / "config.json").is_file():
         return out
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -61,6 +71,17 @@ def converted(gguf: Path) -> Path:
     except OSError:  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _fingerprint(path: Path, sample: int = 1 << 20) -> str:
+    """Identifies a file's content cheaply (size, first and last MiB), so a reinstall of the same
+    package, with new paths and times, finds the copy it already made."""
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with path.open("rb") as fh:
+        digest.update(fh.read(sample))
+        fh.seek(max(0, path.stat().st_size - sample))
+        digest.update(fh.read(sample))
+    return digest.hexdigest()[:12]
 
 
 def _convert(gguf: Path, out: Path) -> None:

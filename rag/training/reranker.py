@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rag import lexical, models
-from rag.fsutil import atomic_write_text
+from rag.fsutil import atomic_write_text, read_jsonl
 from rag.rerank import SPEC, WEIGHTS
 
 
@@ -48,13 +48,10 @@ class Group:
 def training_groups(path: Path, config: TrainConfig) -> list[Group]:
     """One group per training question: its knowledge, then the best BM25 matches among the
     other training records' knowledge (never a text equal to its own)."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path, ("question", "knowledge"))
     if len(rows) <= config.dev_rows:
         raise ValueError(f"{path}: {len(rows)} rows, need more than the {config.dev_rows} kept for dev")
     rows = rows[: len(rows) - config.dev_rows][: config.limit]
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row.get("question"), str) or not isinstance(row.get("knowledge"), str):
-            raise ValueError(f"{path}: row {n} lacks a 'question' or 'knowledge' string")
     passages = list(dict.fromkeys(r["knowledge"] for r in rows))
     bm25 = lexical.fit(lexical.terms(passages))
     questions = lexical.terms([r["question"] for r in rows])

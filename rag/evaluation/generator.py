@@ -1,0 +1,220 @@
+"""Generator evaluation: models side by side on the same SQuAD questions, answerable and not.
+
+Each question is either answerable (its gold paragraph is among the passages) or, for a
+seeded share, unanswerable (the gold paragraph is removed, and so is any other passage that
+contains a gold answer, so that abstaining is the only right reply). Two settings: `gold`
+gives the gold paragraph among BM25-ranked distractor paragraphs in shuffled positions;
+`retrieved` gives what the real hybrid retriever returns, with the relevance gate of `rag ask`.
+SQuAD is evaluation-only here: nothing is tuned on it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+import string
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rag import lexical
+from rag.answer import Answer, Answerer
+from rag.evaluation.retrieval import Dataset
+from rag.index import Index
+from rag.retrieve import Hit
+
+SETTINGS = ("gold", "retrieved")
+
+
+@dataclass(frozen=True)
+class Item:
+    qid: str
+    question: str
+    answers: list[str]
+    gold: str  # document id of the gold paragraph
+    answerable: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One model's answer to one item in one setting, with what scoring needs."""
+
+    item: Item
+    setting: str
+    answer: Answer
+    gold_marker: int | None  # the marker the gold paragraph had, if shown
+
+
+def items(dataset: Dataset, unanswerable_share: float, seed: int = 0) -> list[Item]:
+    rng = random.Random(seed)
+    return [Item(qid, question, dataset.answers.get(qid, []), next(iter(dataset.qrels[qid])),
+                 rng.random() >= unanswerable_share) for qid, question in dataset.queries.items()]
+
+
+class Passages:
+    """The passages each setting shows for an item, from one corpus indexed once."""
+
+    def __init__(self, dataset: Dataset, index: Index, by_path: dict[str, str], k: int, seed: int = 0) -> None:
+        self.dataset, self.index, self.k, self.seed = dataset, index, k, seed
+        self.path_of = {doc: path for path, doc in by_path.items()}
+        self.doc_of = by_path
+        self.ids = list(dataset.corpus)
+        self.bm25 = lexical.fit(lexical.terms([dataset.corpus[d] for d in self.ids]))
+
+    def gold(self, item: Item) -> list[Hit]:
+        """The gold paragraph (if answerable) among BM25's best other paragraphs, shuffled."""
+        terms = lexical.terms([item.question])[0] or ["the"]
+        ranked, _ = self.bm25.retrieve([terms], k=min(len(self.ids), self.k + 10), show_progress=False)
+        others = [self.ids[i] for i in ranked[0] if self.ids[i] != item.gold
+                  and not _contains(self.dataset.corpus[self.ids[i]], item.answers)]
+        docs = [item.gold, *others[: self.k - 1]] if item.answerable else others[: self.k]
+        random.Random(f"{self.seed}:{item.qid}").shuffle(docs)
+        return [self._hit(n, doc) for n, doc in enumerate(docs, 1)]
+
+    def retrieved(self, item: Item) -> list[Hit]:
+        """The retriever's top k; for an unanswerable item, with the gold paragraph's chunks and
+        any chunk holding a gold answer taken out first."""
+        hits = self.index.search(item.question, self.k + (0 if item.answerable else 10))
+        if not item.answerable:
+            hits = [h for h in hits if self.doc_of[h.source] != item.gold and not _contains(h.text, item.answers)]
+        return hits[: self.k]
+
+    def is_gold(self, hit: Hit, item: Item) -> bool:
+        return self.doc_of.get(hit.source) == item.gold
+
+    def _hit(self, rank: int, doc: str) -> Hit:
+        text = self.dataset.corpus[doc]
+        return Hit(rank, -rank, self.path_of[doc], None, 0, len(text), 0.0, "", text)
+
+
+def run(answerer: Answerer, passages: Passages, todo: list[Item], setting: str,
+        progress: Callable[[], None] | None = None) -> list[Outcome]:
+    out = []
+    for item in todo:
+        hits = passages.gold(item) if setting == "gold" else passages.retrieved(item)
+        *_, answer = answerer.stream_over(item.question, hits, gate=setting == "retrieved")
+        assert isinstance(answer, Answer)
+        gold = next((n for n, h in enumerate(answer.retrieved, 1) if passages.is_gold(h, item)), None)
+        out.append(Outcome(item, setting, answer, gold))
+        if progress:
+            progress()
+    return out
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def normalize(text: str) -> str:
+    """SQuAD's answer normalization: lowercase, no punctuation, no articles, single spaces."""
+    text = "".join(c for c in text.lower() if c not in set(string.punctuation))
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+def f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize(prediction).split(), normalize(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact(prediction: str, gold: str) -> float:
+    return float(normalize(prediction) == normalize(gold))
+
+
+def grounded(answer: Answer, min_share: float = 0.8) -> bool:
+    """At least `min_share` of the answer's content terms occur in the passages it cites (an
+    answer citing nothing is not grounded; one with no content terms, such as "It is", is)."""
+    cited = {c.marker for c in answer.citations}
+    if not cited:
+        return False
+    said = set(lexical.terms([_text(answer)])[0])
+    shown = set(lexical.terms([" ".join(answer.retrieved[m - 1].text for m in cited)])[0])
+    return not said or len(said & shown) / len(said) >= min_share
+
+
+def score(outcomes: list[Outcome]) -> dict[str, float]:
+    """Exact match and F1 (abstentions score 0), wrong abstentions and citation accuracy on
+    answerable items; abstention on unanswerable ones; the hallucination rate over both: answers
+    to unanswerable items, plus answers to answerable ones not grounded in what they cite, over
+    all unanswerable items plus all answered answerable ones."""
+    answerable = [o for o in outcomes if o.item.answerable]
+    unanswerable = [o for o in outcomes if not o.item.answerable]
+    answered = [o for o in answerable if not o.answer.abstained]
+    made_up = sum(not o.answer.abstained for o in unanswerable) + sum(not grounded(o.answer) for o in answered)
+    out = {
+        "answerable": len(answerable), "unanswerable": len(unanswerable),
+        "exact_match": _mean([max((exact(_text(o.answer), g) for g in o.item.answers), default=0.0)
+                              * (not o.answer.abstained) for o in answerable]),
+        "f1": _mean([max((f1(_text(o.answer), g) for g in o.item.answers), default=0.0)
+                     * (not o.answer.abstained) for o in answerable]),
+        "wrong_abstention": _mean([float(o.answer.abstained) for o in answerable]),
+        "citation_accuracy": _mean([float(o.gold_marker is not None and o.gold_marker in _markers(o.answer))
+                                    for o in answered]),
+        "uncited_answers": _mean([float(not o.answer.citations) for o in answered]),
+        "abstention": _mean([float(o.answer.abstained) for o in unanswerable]),
+        "hallucination": made_up / (len(unanswerable) + len(answered)) if unanswerable or answered else 0.0,
+        "gold_shown": _mean([float(o.gold_marker is not None) for o in answerable]),
+        "first_token_p50_s": _median([o.answer.timings["first_token_s"] for o in outcomes]),
+        "total_p50_s": _median([o.answer.timings["total_s"] for o in outcomes]),
+    }
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def outcome_json(o: Outcome) -> dict[str, Any]:
+    return {"qid": o.item.qid, "setting": o.setting, "answerable": o.item.answerable, "question": o.item.question,
+            "gold_answers": o.item.answers, "answer": o.answer.answer, "abstained": o.answer.abstained,
+            "abstain_reason": o.answer.abstain_reason, "cited": sorted(_markers(o.answer)),
+            "gold_marker": o.gold_marker, "grounded": grounded(o.answer), "timings": o.answer.timings}
+
+
+COLUMNS = ["exact_match", "f1", "citation_accuracy", "uncited_answers", "wrong_abstention", "abstention",
+           "hallucination", "gold_shown", "first_token_p50_s", "total_p50_s"]
+
+
+def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = ["| model | setting | " + " | ".join(COLUMNS) + " |", "| --- | --- |" + " ---: |" * len(COLUMNS)]
+    for model, settings in results.items():
+        for setting, row in settings.items():
+            lines.append(f"| {model} | {setting} | " + " | ".join(f"{row[c]:.3f}" for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def _text(answer: Answer) -> str:
+    return " ".join(s.text for s in answer.sentences) if answer.sentences else answer.answer
+
+
+def _markers(answer: Answer) -> set[int]:
+    return {c.marker for c in answer.citations}
+
+
+def _contains(text: str, answers: list[str]) -> bool:
+    norm = normalize(text)
+    return any(normalize(a) and normalize(a) in norm for a in answers)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def evaluate(systems: dict[str, Answerer], passages: Passages, todo: list[Item], settings: list[str],
+             progress: Callable[[], None] | None = None) -> tuple[dict[str, dict[str, dict[str, float]]],
+                                                                  list[dict[str, Any]]]:
+    """({system: {setting: metrics}}, every outcome as JSON), all systems on the same items."""
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    rows = []
+    for name, answerer in systems.items():
+        results[name] = {}
+        for setting in settings:
+            outcomes = run(answerer, passages, todo, setting, progress)
+            results[name][setting] = score(outcomes)
+            rows += [{"system": name, **outcome_json(o)} for o in outcomes]
+    return results, rows
+

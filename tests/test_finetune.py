@@ -1,0 +1,108 @@
+"""Fine-tuning data, batching and loss (fast), and a real two-step LoRA run that resumes and loads (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from rag.generate import backends
+from rag.generate.prompt import ABSTAIN
+from rag.training import generator as ft
+from tests.conftest import write_halueval
+
+
+@pytest.fixture
+def rows(tmp_path: Path) -> list[dict[str, str]]:
+    return ft.read_rows(write_halueval(tmp_path / "qa.jsonl", 240))
+
+
+def test_examples_hold_the_oracle_among_distractors_or_abstain(rows: list[dict[str, str]]) -> None:
+    config = ft.FinetuneConfig(abstain_share=0.25)
+    made = ft.examples(rows, config, seed=0)
+    assert len(made) == len(rows)
+    refusals = [e for e in made if e.oracle is None]
+    assert 0.15 < len(refusals) / len(made) < 0.35 and all(e.target == ABSTAIN for e in refusals)
+    for row, example in zip(rows, made, strict=True):
+        user = example.messages[1]["content"]
+        shown = user.count("<<<")
+        assert example.messages[0]["role"] == "system" and user.endswith(f"Question: {row['question']}")
+        if example.oracle is None:
+            assert row["knowledge"] not in user and 2 <= shown <= 4
+        else:
+            assert 3 <= shown <= 5 and example.target == f"{row['right_answer']} [{example.oracle}]."
+            assert f"[{example.oracle}] (from " in user.split(row["knowledge"])[0].rsplit("<<<", 1)[0]
+    assert len({e.oracle for e in made}) > 3, "the oracle should move around"
+    assert ft.examples(rows, config, seed=0) == made
+
+
+def test_dev_rows_are_whole_records_never_trained_on(rows: list[dict[str, str]]) -> None:
+    train, dev = ft.split(rows, ft.FinetuneConfig(dev_rows=40, dev_examples=10, limit=50))
+    assert train == rows[:50] and dev == rows[200:210]
+    with pytest.raises(ValueError, match="need more than"):
+        ft.split(rows[:40], ft.FinetuneConfig(dev_rows=40))
+
+
+def test_bad_rows_are_named_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"knowledge": "k", "question": "q", "right_answer": "a"}\n\n{"question": "q"}\n')
+    with pytest.raises(ValueError, match="line 3 lacks"):
+        ft.read_rows(path)
+    path.write_text("{not json\n")
+    with pytest.raises(ValueError, match="line 1 is not JSON"):
+        ft.read_rows(path)
+
+
+def test_collate_pads_left_and_keeps_only_the_answer_logits() -> None:
+    items = [{"input_ids": [5, 6, 7, 8], "attention_mask": [1] * 4, "labels": [-100, -100, 7, 8]},
+             {"input_ids": [9, 10], "attention_mask": [1, 1], "labels": [-100, 10]}]
+    batch = ft.collate(items, pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8], [0, 0, 9, 10]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [0, 0, 1, 1]]
+    assert batch["labels"].tolist() == [[-100, -100, 7, 8], [-100, -100, -100, 10]]
+    assert batch["logits_to_keep"] == 3
+
+
+def test_answer_loss_equals_the_usual_shifted_loss_on_the_answer() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 11)
+    labels = torch.tensor([[-100, -100, -100, -100, 3, 4], [-100, -100, -100, -100, -100, 9]])
+    usual = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1),
+                                              ignore_index=-100)
+
+    class Out:
+        pass
+
+    kept = Out()
+    kept.logits = logits[:, -3:]  # type: ignore[attr-defined]  # logits_to_keep = 2 answer tokens + 1
+    assert torch.allclose(ft.answer_loss(kept, labels), usual)
+
+
+@pytest.mark.slow
+def test_a_real_lora_run_resumes_and_its_adapter_answers(tmp_path: Path, generator: Any) -> None:
+    data = write_halueval(tmp_path / "qa.jsonl", 1024)  # 24 training rows, 1,000 held out
+    config = ft.FinetuneConfig(limit=16, batch_size=2, grad_accum=1, max_steps=1, eval_steps=1, save_steps=1,
+                               dev_examples=4, lora_r=4, lora_layers=2)
+    out = tmp_path / "adapter"
+    first = ft.finetune(data, out, config)
+    assert first["steps"] == 1 and first["resumed_from"] is None
+    second = ft.finetune(data, out, ft.FinetuneConfig(**{**config.__dict__, "max_steps": 2}))
+    assert second["steps"] == 2 and str(second["resumed_from"]).endswith("checkpoint-1")
+    assert json.loads((out / ft.RECORD).read_text())["steps"] == 2
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "SmolLM2-135M-Instruct" and adapter_config["r"] == 4
+    assert (out / "adapter_model.safetensors").stat().st_size < 2_000_000
+    tuned = backends.make(adapter=out)
+    assert tuned.name == "SmolLM2-135M-Instruct+adapter"
+    messages = [{"role": "user", "content": "Say hello."}]
+    text = "".join(tuned.stream(messages, backends.Sampling(max_new_tokens=8)))
+    assert text.strip()
+    def top_query(model: Any) -> torch.Tensor:
+        return model.model.layers[-1].self_attn.q_proj.weight.detach()
+
+    assert not torch.equal(top_query(generator.model), top_query(tuned.model))  # type: ignore[attr-defined]
+    assert torch.equal(generator.model.model.layers[0].self_attn.q_proj.weight,  # below the adapted layers
+                       tuned.model.model.layers[0].self_attn.q_proj.weight)  # type: ignore[attr-defined]
