@@ -20,7 +20,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test setup setup-dev torch lint typecheck pytest bench reranker clean
+.PHONY: run test setup setup-dev torch lint typecheck pytest bench reranker adapter eval-generator clean
 
 run: setup
 	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
@@ -72,6 +72,15 @@ bench: setup
 # The project's own cross-encoder (about 40 min on two CPU cores); use it with --reranker models/reranker-minilm.
 reranker: setup
 	$(PY) -m rag train reranker --data $(DATA)/halueval-qa-train.jsonl --out models/reranker-minilm
+
+# The generator's adapter as shipped in rag/generate/adapters/ (see its MODEL_CARD.md), then the evaluation.
+ADAPTER ?= models/generator-adapter
+adapter: setup
+	$(PY) -m rag finetune --data $(DATA)/halueval-qa-train.jsonl --out $(ADAPTER) --limit 1800 --eval-steps 75
+
+eval-generator: setup
+	$(PY) -m rag eval generator --dataset $(DATA)/squad-dev-v1.1.json --limit 300 --adapter $(ADAPTER) \
+	  --out reports/generator
 
 clean:
 	rm -rf $(VENV) indexes/*/ .pytest_cache .mypy_cache .ruff_cache

@@ -142,10 +142,11 @@ def tiny_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def generator() -> Any:
-    """The real default generator (packaged SmolLM2, converted from GGUF on first use), loaded once."""
-    from rag.generate.backends import TransformersGenerator
+    """The real default generator (packaged SmolLM2, converted from GGUF on first use, with the
+    shipped adapter when there is one), loaded once."""
+    from rag.generate import backends
 
-    return TransformersGenerator()
+    return backends.make()
 
 
 class Scripted:

@@ -57,10 +57,15 @@ class TransformersGenerator:
             raise models.ModelNotFoundError(f"adapter {adapter} has no adapter_config.json (write one with "
                                             "rag finetune)")
         self.name = f"{name}+{adapter.name}" if adapter else name
+        self.base = name
         self.adapter = adapter
-        self.path = weights.resolve(name)
         self._device = device
         self._context_tokens = context_tokens
+
+    @cached_property
+    def path(self) -> Path:
+        """The model folder, converted from GGUF on first use (half a minute, once per machine)."""
+        return weights.resolve(self.base)
 
     @cached_property
     def device(self) -> str:

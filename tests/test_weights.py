@@ -1,0 +1,45 @@
+"""Generator weights: the converted copy is found again by content, and adapters are checked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag import models
+from rag.generate import backends, weights
+
+
+def test_a_reinstalled_gguf_finds_the_copy_already_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    first = tmp_path / "a" / "m.gguf"
+    first.parent.mkdir()
+    first.write_bytes(os.urandom(3 << 20))
+    made: list[Path] = []
+
+    def convert(gguf: Path, out: Path) -> None:
+        made.append(gguf)
+        out.mkdir(parents=True)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(weights, "_convert", convert)
+    folder = weights.converted(first)
+    again = tmp_path / "b" / "m.gguf"  # the same file elsewhere, with a new modification time
+    again.parent.mkdir()
+    shutil.copy(first, again)
+    os.utime(again, (1, 1))
+    assert weights.converted(again) == folder and made == [first]
+    changed = bytearray(first.read_bytes())
+    changed[-1] ^= 1
+    again.write_bytes(bytes(changed))
+    assert weights.converted(again) != folder and len(made) == 2
+    assert not list(folder.parent.glob(".*.tmp"))
+
+
+def test_an_adapter_folder_must_hold_an_adapter(tmp_path: Path) -> None:
+    with pytest.raises(models.ModelNotFoundError, match="no adapter_config.json"):
+        backends.make(adapter=tmp_path)
+    assert backends.make(adapter=None).name == weights.DEFAULT_GENERATOR
+    assert weights.shipped_adapter("some-other-model") is None
