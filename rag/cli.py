@@ -111,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     gen = what.add_parser("generator", help="base and fine-tuned generators side by side: EM, F1, citations, "
                                             "abstention, hallucination")
     gen.add_argument("--dataset", type=Path, required=True, help="SQuAD v1.1 JSON (evaluation only)")
-    gen.add_argument("--limit", type=int, default=300, help="whole articles, in order, up to N questions (300)")
+    gen.add_argument("--limit", type=int, default=300,
+                     help="questions drawn with a fixed seed from all articles, which all serve as the corpus (300)")
     gen.add_argument("--generator", default=os.environ.get("RAG_GENERATOR", DEFAULT_GENERATOR),
                      help=f"in-process model (default {DEFAULT_GENERATOR}), run bare and with the adapter")
     gen.add_argument("--adapter", default=SHIPPED, help="adapter folder (default: the shipped one)")
@@ -182,8 +183,12 @@ def _rerank_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(format=f"rag {args.command}: %(message)s")
-    logging.getLogger("rag").setLevel(logging.INFO)  # one-off notices such as model conversion
+    notices = logging.getLogger("rag")  # one-off notices of this package, such as model conversion
+    if not notices.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("rag: %(message)s"))
+        notices.addHandler(handler)
+        notices.setLevel(logging.INFO)
     try:
         return int(COMMANDS[args.command](args))
     except (StoreError, ModelNotFoundError, GeneratorError, ValueError, OSError) as exc:
@@ -346,14 +351,14 @@ def _eval_generator(args: argparse.Namespace) -> int:
     from rag.evaluation import retrieval as ev
     from rag.generate import backends
 
-    dataset = ev.load_squad(args.dataset, args.limit)
+    dataset = ev.load_squad(args.dataset)
     generators = {"base": backends.make(args.generator, adapter=None)}
     tuned = backends.make(args.generator, adapter=args.adapter)
     if tuned.name != generators["base"].name:
         generators["fine-tuned"] = tuned
     generators |= {name: backends.make(name, adapter=None) for name in args.also}
     config = AnswerConfig(k=args.k, sampling=Sampling(max_new_tokens=args.max_new_tokens))
-    todo = eg.items(dataset, args.unanswerable)
+    todo = eg.items(dataset, args.unanswerable, args.limit)
     print(f"{dataset.name}: {len(dataset.corpus)} paragraphs, {len(todo)} questions "
           f"({sum(not i.answerable for i in todo)} made unanswerable); models: "
           + ", ".join(f"{k} = {g.name}" for k, g in generators.items()), file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,7 +92,8 @@ def _hub_path(name: str) -> Path:
 @contextmanager
 def quiet_loading() -> Iterator[None]:
     """Silence transformers' weight-loading bars and reports, e.g. a base model's "newly
-    initialized classifier" notice when the trained weights are loaded right after."""
+    initialized classifier" notice when the trained weights are loaded right after, and the
+    libraries' deprecation warnings about each other (peft merging an adapter, say)."""
     from transformers.utils import logging as hf_logging
 
     st_logger = logging.getLogger("sentence_transformers")  # "Converting ... to CrossEncoder"
@@ -100,7 +102,9 @@ def quiet_loading() -> Iterator[None]:
     hf_logging.disable_progress_bar()
     st_logger.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
     finally:
         hf_logging.set_verbosity(verbosity)
         st_logger.setLevel(st_level)

@@ -115,8 +115,8 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
-    """The packaged SmolLM2 end to end (converted from GGUF on first use). The base model is not yet
-    fine-tuned to cite, so this checks the structure and that every citation points into a passage."""
+    """The packaged SmolLM2 with the shipped adapter end to end (converted from GGUF on first use): the
+    structure, the fine-tuned format (a cited answer or the abstention), citations inside their passages."""
     work, _ = built
     result = rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "-k", "3",
                  "--max-new-tokens", "40", "--json", cwd=work)
@@ -124,13 +124,17 @@ def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
     answer = json.loads(result.stdout)
     assert set(answer) >= {"answer", "abstained", "abstain_reason", "sentences", "citations", "retrieved", "model",
                            "timings"}
-    assert answer["model"] == "SmolLM2-135M-Instruct" and answer["answer"]
+    assert answer["model"] == "SmolLM2-135M-Instruct+smollm2-135m-grounded" and answer["answer"]
+    assert answer["citations"] or answer["abstained"], answer["answer"]
     assert set(answer["timings"]) == {"retrieve_s", "first_token_s", "total_s"}
     assert answer["retrieved"][0]["source"] == "docs/sample.html" and len(answer["retrieved"]) <= 3
     shown = {h["chunk_id"]: h for h in answer["retrieved"]}
     for citation in answer["citations"]:
         passage = shown[citation["chunk_id"]]
         assert passage["start"] <= citation["start"] < citation["end"] <= passage["end"]
+    bare = rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "--no-adapter",
+               "--max-new-tokens", "8", "--json", cwd=work)
+    assert bare.returncode == 0 and json.loads(bare.stdout)["model"] == "SmolLM2-135M-Instruct"
     empty = rag("ask", "  ", "--index", "idx", cwd=work)
     assert empty.returncode == 2 and "question is empty" in empty.stderr
     missing = rag("ask", "why?", "--index", "nowhere", cwd=work)

@@ -97,3 +97,12 @@ def test_a_scripted_model_is_scored_in_both_settings(setup: tuple) -> None:
     assert gold["exact_match"] == 1.0 and gold["gold_shown"] == 1.0 and gold["answerable"] == 1
     assert rows[0]["answer"] == "The Black Sea [1]." and rows[0]["cited"] == [1]
     assert "| scripted | gold |" in eg.markdown_table(results)
+
+
+def test_questions_are_a_seeded_sample_in_dataset_order() -> None:
+    dataset = Dataset("d", {"p0": "x"}, {f"q{i}": f"Question {i}?" for i in range(50)}, {f"q{i}": {"p0": 1}
+                                                                                           for i in range(50)})
+    some = eg.items(dataset, 0.5, limit=10)
+    assert len(some) == 10 and some == eg.items(dataset, 0.5, limit=10)
+    assert [i.qid for i in some] == sorted((i.qid for i in some), key=lambda q: int(q[1:]))
+    assert 0 < sum(i.answerable for i in eg.items(dataset, 0.5)) < 50

@@ -1,5 +1,6 @@
 """Generator evaluation: models side by side on the same SQuAD questions, answerable and not.
 
+The corpus is every paragraph of the dataset's articles; a seeded sample of questions is asked.
 Each question is either answerable (its gold paragraph is among the passages) or, for a
 seeded share, unanswerable (the gold paragraph is removed, and so is any other passage that
 contains a gold answer, so that abstaining is the only right reply). Two settings: `gold`
@@ -47,10 +48,16 @@ class Outcome:
     gold_marker: int | None  # the marker the gold paragraph had, if shown
 
 
-def items(dataset: Dataset, unanswerable_share: float, seed: int = 0) -> list[Item]:
+def items(dataset: Dataset, unanswerable_share: float, limit: int | None = None, seed: int = 0) -> list[Item]:
+    """`limit` questions drawn with a fixed seed from the whole dataset (SQuAD's first article
+    alone has 810), in dataset order, each marked answerable or not with that seed."""
     rng = random.Random(seed)
-    return [Item(qid, question, dataset.answers.get(qid, []), next(iter(dataset.qrels[qid])),
-                 rng.random() >= unanswerable_share) for qid, question in dataset.queries.items()]
+    qids = list(dataset.queries)
+    if limit is not None and limit < len(qids):
+        chosen = set(rng.sample(qids, limit))
+        qids = [q for q in qids if q in chosen]
+    return [Item(q, dataset.queries[q], dataset.answers.get(q, []), next(iter(dataset.qrels[q])),
+                 rng.random() >= unanswerable_share) for q in qids]
 
 
 class Passages:

@@ -87,10 +87,10 @@ class TransformersGenerator:
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         with models.quiet_loading():
             model: Any = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=dtype)
-        if self.adapter:
-            from peft import PeftModel
+            if self.adapter:
+                from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(self.adapter)).merge_and_unload()
+                model = PeftModel.from_pretrained(model, str(self.adapter)).merge_and_unload()
         return model.to(self.device).eval()
 
     @cached_property

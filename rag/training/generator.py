@@ -189,7 +189,9 @@ def finetune(data: Path, out: Path, config: FinetuneConfig = FinetuneConfig()) -
     start = time.perf_counter()
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     result = trainer.train(resume_from_checkpoint=resume)
-    dev_loss = trainer.evaluate()["eval_loss"]
+    last = trainer.state.log_history[-2:]  # the final step's dev loss, when the schedule just measured it
+    done = [e["eval_loss"] for e in last if "eval_loss" in e and e.get("step") == result.global_step]
+    dev_loss = done[0] if done else trainer.evaluate()["eval_loss"]
     record = {"base": models.canonical_name(config.base), "config": asdict(config), "data": str(data),
               "train_records": len(train_rows), "dev_records": len(dev_rows),
               "abstain_examples": sum(e.oracle is None for e in train_examples),
