@@ -67,9 +67,11 @@ class Answerer:
         self.config = config or AnswerConfig()
 
     def ask(self, question: str) -> Answer:
-        *_, answer = self.stream(question)
-        assert isinstance(answer, Answer)
-        return answer
+        return _final(self.stream(question))
+
+    def ask_over(self, question: str, hits: list[Hit], gate: bool = True) -> Answer:
+        """`ask` over passages found elsewhere (see `stream_over`)."""
+        return _final(self.stream_over(question, hits, gate=gate))
 
     def stream(self, question: str) -> Iterator[str | Answer]:
         """Text pieces of the answer, then the finished Answer."""
@@ -129,3 +131,10 @@ def _is_abstention(text: str) -> bool:
         return " ".join(cites.MARKER.sub(" ", s).lower().replace(".", " ").split())
 
     return norm(text).startswith(norm(prompt.ABSTAIN)) or not norm(text)
+
+
+def _final(items: Iterator[str | Answer]) -> Answer:
+    """The Answer that ends a stream."""
+    *_, answer = items
+    assert isinstance(answer, Answer)
+    return answer

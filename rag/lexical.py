@@ -44,6 +44,13 @@ def fit(term_lists: list[list[str]]) -> Any:
     return model
 
 
+def top(model: Any, queries: Sequence[str], k: int, documents: int) -> list[list[int]]:
+    """Positions of the best min(k, documents) documents of an in-memory model (`fit`) for each
+    query; a query with no terms left (all stopwords) asks for "the", so every query gets a row."""
+    found, _ = model.retrieve([q or ["the"] for q in terms(queries)], k=min(k, documents), show_progress=False)
+    return [list(row) for row in found]
+
+
 def build(folder: Path, chunk_ids: np.ndarray, term_lists: list[list[str]]) -> list[str]:
     """Write a BM25 index of `term_lists` into `folder`; returns the files written (relative)."""
     folder.mkdir()

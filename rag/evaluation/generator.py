@@ -72,9 +72,8 @@ class Passages:
 
     def gold(self, item: Item) -> list[Hit]:
         """The gold paragraph (if answerable) among BM25's best other paragraphs, shuffled."""
-        terms = lexical.terms([item.question])[0] or ["the"]
-        ranked, _ = self.bm25.retrieve([terms], k=min(len(self.ids), self.k + 10), show_progress=False)
-        others = [self.ids[i] for i in ranked[0] if self.ids[i] != item.gold
+        ranked = lexical.top(self.bm25, [item.question], self.k + 10, len(self.ids))[0]
+        others = [self.ids[i] for i in ranked if self.ids[i] != item.gold
                   and not _contains(self.dataset.corpus[self.ids[i]], item.answers)]
         docs = [item.gold, *others[: self.k - 1]] if item.answerable else others[: self.k]
         random.Random(f"{self.seed}:{item.qid}").shuffle(docs)
@@ -101,8 +100,7 @@ def run(answerer: Answerer, passages: Passages, todo: list[Item], setting: str,
     out = []
     for item in todo:
         hits = passages.gold(item) if setting == "gold" else passages.retrieved(item)
-        *_, answer = answerer.stream_over(item.question, hits, gate=setting == "retrieved")
-        assert isinstance(answer, Answer)
+        answer = answerer.ask_over(item.question, hits, gate=setting == "retrieved")
         gold = next((n for n, h in enumerate(answer.retrieved, 1) if passages.is_gold(h, item)), None)
         out.append(Outcome(item, setting, answer, gold))
         if progress:

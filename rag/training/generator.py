@@ -83,8 +83,7 @@ def examples(rows: list[dict[str, str]], config: FinetuneConfig, seed: int) -> l
     rng = random.Random(seed)
     passages = list(dict.fromkeys(r["knowledge"] for r in rows))
     bm25 = lexical.fit(lexical.terms(passages))
-    queries = [q or ["the"] for q in lexical.terms([r["question"] for r in rows])]
-    ranked, _ = bm25.retrieve(queries, k=min(len(passages), config.max_distractors + 4), show_progress=False)
+    ranked = lexical.top(bm25, [r["question"] for r in rows], config.max_distractors + 4, len(passages))
     out = []
     for row, found in zip(rows, ranked, strict=True):
         others = [passages[i] for i in found if passages[i] != row["knowledge"]]

@@ -54,9 +54,7 @@ def training_groups(path: Path, config: TrainConfig) -> list[Group]:
     rows = rows[: len(rows) - config.dev_rows][: config.limit]
     passages = list(dict.fromkeys(r["knowledge"] for r in rows))
     bm25 = lexical.fit(lexical.terms(passages))
-    questions = lexical.terms([r["question"] for r in rows])
-    found, _ = bm25.retrieve([q or ["the"] for q in questions], k=min(len(passages), config.negatives + 5),
-                             show_progress=False)
+    found = lexical.top(bm25, [r["question"] for r in rows], config.negatives + 5, len(passages))
     groups = []
     for row, ranked in zip(rows, found, strict=True):
         negatives = [passages[i] for i in ranked if passages[i] != row["knowledge"]][: config.negatives]
