@@ -1,4 +1,4 @@
-# Two commands: `make run` (set up, index the demo corpus, search it) and `make test`.
+# Two commands: `make run` (set up, index the demo corpus, open the web UI) and `make test`.
 #
 # TORCH=cpu   (default) the CPU build, torch==2.13.0; an already installed torch is kept
 # TORCH=cuda  PyPI's default build, which carries CUDA (use on a GPU machine)
@@ -20,14 +20,22 @@ PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test setup setup-dev torch lint typecheck pytest bench reranker adapter eval-generator clean
+.PHONY: run test setup setup-dev browser torch lint typecheck pytest bench reranker adapter eval-generator verifier \
+	eval-verifier eval-answers clean
 
 run: setup
 	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
-	@if [ -t 0 ]; then $(PY) -m rag ask --index $(INDEX); \
-	else $(PY) -m rag ask "How long do transfers to another bank take?" --index $(INDEX); fi
+	$(PY) -m rag ui --index $(INDEX) --corpus $(CORPUS)
 
-test: setup-dev lint typecheck pytest
+test: setup-dev browser lint typecheck pytest
+
+# Chromium for the web UI's browser test: Debian's package, installed where this runs as root;
+# elsewhere the test is skipped with the reason.
+browser:
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && \
+	  apt-get install -y -q chromium >/dev/null; } || echo "could not install chromium: the browser test will be skipped"; \
+	  else echo "no chromium and not root: the browser test will be skipped"; fi; }
 
 setup: $(VENV)/.stamp-base
 setup-dev: $(VENV)/.stamp-dev
@@ -81,6 +89,21 @@ adapter: setup
 eval-generator: setup
 	$(PY) -m rag eval generator --dataset $(DATA)/squad-dev-v1.1.json --limit 300 --adapter $(ADAPTER) \
 	  --out reports/generator
+
+# The answer verifier as shipped in rag/shipped/verifier-minilm/ (see its MODEL_CARD.md), then its evaluation
+# against the token-overlap and yes/no-judge baselines, then whole answers over the demo corpus.
+VERIFIER ?= models/verifier-minilm
+verifier: setup
+	$(PY) -m rag train verifier --data $(DATA)/halueval-qa-train.jsonl --out $(VERIFIER) --limit 3000
+
+eval-verifier: setup
+	$(PY) -m rag eval verifier --halueval $(DATA)/halueval-qa-train.jsonl --vitaminc $(DATA)/vitaminc.json \
+	  --verifier $(VERIFIER) --out reports/verifier
+
+eval-answers: setup
+	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
+	$(PY) -m rag eval answers --dataset eval/demo-questions.jsonl --format jsonl --index $(INDEX) \
+	  --out reports/answers-demo
 
 clean:
 	rm -rf $(VENV) indexes/*/ .pytest_cache .mypy_cache .ruff_cache

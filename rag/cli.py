@@ -1,4 +1,6 @@
-"""The `rag` command: ingest, search, ask, eval, train, info. Every reporting command takes --json."""
+"""The `rag` command: ingest, search, ask, verify, eval, train, finetune, ui, info.
+
+Every reporting command takes --json."""
 
 from __future__ import annotations
 
@@ -8,14 +10,16 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from rag import verify
 from rag.answer import Answer, AnswerConfig, Answerer
+from rag.evaluation.answers import FORMATS as ANSWER_FORMATS
 from rag.evaluation.generator import SETTINGS
-from rag.fsutil import atomic_write_text
+from rag.fsutil import atomic_write_text, read_jsonl
 from rag.generate.backends import SHIPPED, GeneratorError, Sampling
 from rag.generate.citations import Citation
 from rag.generate.weights import DEFAULT_GENERATOR
@@ -91,7 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--passage-chars", type=int, default=AnswerConfig.passage_chars,
                      help="cut each passage to its most relevant sentences within this many characters; "
                           "0 shows whole chunks (default %(default)s)")
+    _verifier_options(ask)
     ask.add_argument("--json", action="store_true", help="print the whole answer as one JSON object")
+
+    check = sub.add_parser("verify", help="score how well each premise supports its hypothesis")
+    check.add_argument("--pairs", type=Path, required=True,
+                       help='JSON lines {"premise": ..., "hypothesis": ...}; bad lines are reported and skipped')
+    check.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
+    check.add_argument("--json", action="store_true", help="print one JSON object per pair (JSON lines)")
 
     evaluate = sub.add_parser("eval", help="measure retrieval or generation quality on a labelled dataset")
     what = evaluate.add_subparsers(dest="what", required=True)
@@ -126,17 +137,43 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, help="write results.json, results.md and outcomes.jsonl into this folder")
     gen.add_argument("--json", action="store_true", help="print {model: {setting: {metric: value}}}")
 
+    answers = what.add_parser("answers", help="the whole pipeline (retrieve, generate, verify) over a question set: "
+                                              "faithfulness, citation precision/recall, EM/F1, abstention, latency")
+    answers.add_argument("--dataset", type=Path, required=True, help="SQuAD JSON, or JSON lines of "
+                         '{"question": ..., "answers": [...]?, "answerable": true/false?, "id": ...?}')
+    answers.add_argument("--format", choices=ANSWER_FORMATS, required=True)
+    answers.add_argument("--index", default=default_index,
+                         help="index to ask over, or 'build' to index the SQuAD dataset's paragraphs (under --cache)")
+    answers.add_argument("--limit", type=int, help="SQuAD: whole articles up to N questions; JSON lines: first N")
+    answers.add_argument("--cache", type=Path, help="with --index build: keep the documents and index here")
+    answers.add_argument("--generator", default=os.environ.get("RAG_GENERATOR", DEFAULT_GENERATOR))
+    _adapter_options(answers)
+    answers.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
+    answers.add_argument("--strict", action="store_true", help="drop unsupported sentences, as rag ask --strict")
+    answers.add_argument("-k", type=int, default=AnswerConfig.k, help="passages per question (default 5)")
+    answers.add_argument("--out", type=Path, help="write outcomes.jsonl (resumable), results.json, results.md and "
+                                                  "PNG plots into this folder; rerunning resumes")
+    answers.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+
+    ver = what.add_parser("verifier", help="the verifier against token overlap and a yes/no judge: balanced "
+                                           "accuracy, ROC AUC, calibration")
+    ver.add_argument("--halueval", type=Path, required=True,
+                     help="HaluEval QA JSONL: its last 1000 rows (dev) are scored, the 500 before calibrate")
+    ver.add_argument("--vitaminc", type=Path, help="VitaminC JSON (evaluation only)")
+    ver.add_argument("--limit", type=int, default=1000, help="pairs per dataset, drawn with a fixed seed (1000)")
+    ver.add_argument("--calibration-limit", type=int, default=400, help="calibration pairs for the baselines (400)")
+    ver.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
+    ver.add_argument("--judge", default=DEFAULT_GENERATOR,
+                     help="generator used as the yes/no judge baseline, bare (default %(default)s); '' for none")
+    ver.add_argument("--out", type=Path, help="write results.json, results.md and calibration.png into this folder")
+    ver.add_argument("--json", action="store_true", help="print {verifier: {dataset: {metric: value}}}")
+
     train = sub.add_parser("train", help="train the project's own models")
     model = train.add_subparsers(dest="what", required=True)
     reranker = model.add_parser("reranker", help="fine-tune a cross-encoder reranker on HaluEval QA groups")
-    reranker.add_argument("--data", type=Path, required=True, help="HaluEval QA JSONL (last 1000 rows held out)")
-    reranker.add_argument("--out", type=Path, required=True, help="folder to write the weights and reranker.json into")
-    reranker.add_argument("--base", default="all-MiniLM-L6-v2", help="base model: packaged name, folder or hub id")
-    reranker.add_argument("--limit", type=int, help="train on the first N questions only")
-    reranker.add_argument("--epochs", type=int, default=1)
-    reranker.add_argument("--seed", type=int, default=0)
-    reranker.add_argument("--threads", type=int, help="torch threads (default: every core)")
-    reranker.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
+    _crossencoder_training_options(reranker, "reranker", "(last 1000 rows held out)", "questions")
+    verifier = model.add_parser("verifier", help="fine-tune the answer verifier (a cross-encoder) on HaluEval QA")
+    _crossencoder_training_options(verifier, "verifier", "(last 1000 rows held out, the 500 before calibrate)", "rows")
 
     tune = sub.add_parser("finetune", help="train a LoRA adapter that makes a generator answer from its passages")
     tune.add_argument("--data", type=Path, required=True, help="HaluEval QA JSONL (last 1000 rows held out)")
@@ -160,6 +197,13 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--seed", type=int, default=FinetuneConfig.seed)
     tune.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
 
+    ui = sub.add_parser("ui", help="open the web UI (Streamlit) on http://127.0.0.1:8501")
+    ui.add_argument("--index", default=default_index, help=index_help)
+    ui.add_argument("--corpus", type=Path, default=Path(os.environ.get("RAG_CORPUS", "corpus")),
+                    help="folder that uploads go into and rebuilds index ($RAG_CORPUS, default corpus)")
+    ui.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=8501)
+
     info = sub.add_parser("info", help="describe an index")
     info.add_argument("--index", default=default_index, help=index_help)
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -172,6 +216,25 @@ def _adapter_options(parser: argparse.ArgumentParser) -> None:
                              "fine-tuned adapter for the default generator)")
     parser.add_argument("--no-adapter", dest="adapter", action="store_const", const=None,
                         help="the bare base model, without any adapter")
+
+
+def _crossencoder_training_options(parser: argparse.ArgumentParser, kind: str, held_out: str, unit: str) -> None:
+    parser.add_argument("--data", type=Path, required=True, help=f"HaluEval QA JSONL {held_out}")
+    parser.add_argument("--out", type=Path, required=True, help=f"folder to write the weights and {kind}.json into")
+    parser.add_argument("--base", default="all-MiniLM-L6-v2", help="base model: packaged name, folder or hub id")
+    parser.add_argument("--limit", type=int, help=f"train on the first N {unit} only")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
+
+
+def _verifier_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
+    parser.add_argument("--strict", action="store_true", default=os.environ.get("RAG_STRICT", "") not in ("", "0"),
+                        help="drop sentences the verifier finds unsupported; abstain if none is left ($RAG_STRICT)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="skip checking each sentence against its passages")
 
 
 def _rerank_options(parser: argparse.ArgumentParser) -> None:
@@ -288,19 +351,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
                               args.adapter)
     config = AnswerConfig(k=args.k, mode=args.mode, rerank=args.rerank, passage_chars=args.passage_chars or None,
                           sampling=Sampling(max_new_tokens=args.max_new_tokens))
+    checker = verify.CrossEncoderVerifier(args.verifier) if args.verify else None
     with Index(args.index) as index:
         answerer = Answerer(index, generator, config)
+
+        def handle(question: str) -> None:
+            stream = answerer.stream(question)
+            _answer(verify.stream(stream, checker, args.strict) if checker else stream, args.json)
+
         if args.question is not None:
-            _answer(answerer, args.question, args.json)
+            handle(args.question)
             return EXIT_OK
         print(f"Asking {args.index} ({index.info().chunks} chunks) with {generator.name}. "
               "Empty line or Ctrl-D quits.")
-        return _prompt_loop("ask> ", lambda q: _answer(answerer, q, args.json))
+        return _prompt_loop("ask> ", handle)
 
 
-def _answer(answerer: Answerer, question: str, as_json: bool) -> None:
+def _answer(stream: Iterator[str | Answer], as_json: bool) -> None:
     """Stream the answer to the terminal and list its sources, or print it as one JSON object."""
-    for item in answerer.stream(question):
+    for item in stream:
         if isinstance(item, Answer):
             answer = item
         elif not as_json:
@@ -316,6 +385,27 @@ def _answer(answerer: Answerer, question: str, as_json: bool) -> None:
         print(f"  [{c.marker}] {where}: \"{' '.join(c.quote.split())}\"")
     if answer.abstained:
         print(f"  (abstained: {answer.abstain_reason})")
+    elif answer.faithfulness is not None:
+        for sentence in answer.sentences:
+            better = f", passage [{sentence.best_marker}] supports it" if sentence.verdict == "mis-cited" else ""
+            print(f"  {sentence.verdict} ({sentence.support:.2f}{better}): {sentence.text}")
+        print(f"  faithfulness {answer.faithfulness:.2f}")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    rows = read_jsonl(args.pairs, ("premise", "hypothesis"), problems)
+    checker = verify.CrossEncoderVerifier(args.verifier)
+    scores = checker.scores([(r["premise"], r["hypothesis"]) for r in rows])
+    for problem in problems:
+        print(f"rag verify: skipped {problem}", file=sys.stderr)
+    for row, score in zip(rows, scores, strict=True):
+        result = {"score": round(score, 4), "supported": score >= checker.threshold}
+        if args.json:
+            print(json.dumps(row | result, ensure_ascii=False))
+        else:
+            print(f"{score:.3f}  {'supported  ' if result['supported'] else 'unsupported'}  {row['hypothesis'][:80]}")
+    return EXIT_FILES_FAILED if problems else EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -323,6 +413,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.what == "generator":
         return _eval_generator(args)
+    if args.what == "verifier":
+        return _eval_verifier(args)
+    if args.what == "answers":
+        return _eval_answers(args)
     dataset = ev.load(args.format, args.dataset, args.limit, args.split)
     print(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
@@ -388,25 +482,112 @@ def _eval_generator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _eval_answers(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from tqdm import tqdm
+
+    from rag.evaluation import answers as ea
+    from rag.evaluation import retrieval as ev
+    from rag.generate import backends
+
+    problems: list[str] = []
+    if args.format == "squad":
+        dataset = ev.load_squad(args.dataset, args.limit)
+        questions = ea.from_dataset(dataset)
+    else:
+        questions = ea.load_jsonl(args.dataset, problems)[: args.limit]
+    for problem in problems:
+        print(f"rag eval answers: skipped {problem}", file=sys.stderr)
+    generator = backends.make(args.generator, adapter=args.adapter)
+    checker = verify.CrossEncoderVerifier(args.verifier)
+    if args.out:
+        ea.prepare(args.out, {"dataset": str(args.dataset), "format": args.format, "index": args.index,
+                              "limit": args.limit, "generator": generator.name, "verifier": checker.name,
+                              "strict": args.strict, "k": args.k})
+    with ExitStack() as stack:
+        if args.index == "build":
+            if args.format != "squad":
+                raise ValueError("--index build indexes a SQuAD dataset's paragraphs; for JSON-lines questions "
+                                 "pass --index DIR (an index of the documents they are about)")
+            work = args.cache or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            index = stack.enter_context(ev.build_index(dataset, work)[0])
+        else:
+            index = stack.enter_context(Index(args.index))
+        answerer = Answerer(index, generator, AnswerConfig(k=args.k))
+        print(f"{len(questions)} questions over {args.index} with {generator.name}, verifier {checker.name}",
+              file=sys.stderr)
+        with tqdm(total=len(questions), desc="answer", unit="question", disable=None) as bar:
+            outcomes = ea.run(answerer, checker, questions, args.out, args.strict, bar.update)
+    metrics = ea.score(outcomes)
+    if args.out:
+        ea.report(args.out, metrics, outcomes, f"Answers: {args.dataset.name}")
+    if args.json:
+        _print_json(metrics)
+    else:
+        print(ea.markdown(metrics, f"Answers: {args.dataset.name}").split("\n\n![")[0])
+    return EXIT_FILES_FAILED if problems else EXIT_OK
+
+
+def _eval_verifier(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from rag.evaluation import verifier as ev
+    from rag.generate import backends
+    from rag.training import verifier as training
+
+    _, calibration_rows, dev_rows = training.split(args.halueval, training.VerifierConfig())
+    calibration = ev.halueval(calibration_rows, args.calibration_limit)
+    datasets = {"halueval-dev": ev.halueval(dev_rows, args.limit)}
+    if args.vitaminc:
+        datasets["vitaminc"] = ev.vitaminc(args.vitaminc, args.limit)
+    trained = verify.CrossEncoderVerifier(args.verifier)
+    verifiers: dict[str, verify.Verifier] = {trained.name: trained, "token-overlap": verify.OverlapVerifier()}
+    if args.judge:
+        verifiers["judge"] = ev.JudgeVerifier(backends.make(args.judge, adapter=None))
+    baselines = [name for name in verifiers if name != trained.name]
+    total = len(verifiers) * sum(map(len, datasets.values())) + len(baselines) * len(calibration)
+    with tqdm(total=total, desc="verify", unit="pair", disable=None) as bar:
+        results = ev.evaluate(verifiers, calibration, datasets, baselines, bar.update)
+    table = ev.markdown_table(results)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "results.json", json.dumps(
+            {"halueval": str(args.halueval), "vitaminc": str(args.vitaminc), "limit": args.limit,
+             "models": {name: v.name for name, v in verifiers.items()}, "results": results}, indent=1) + "\n")
+        atomic_write_text(args.out / "results.md", f"# Verifiers\n\n{table}\n\n![calibration](calibration.png)\n")
+        ev.calibration_plot(results, args.out / "calibration.png")
+    if args.json:
+        _print_json({name: {data: {k: v for k, v in r.items() if k != "scores"} for data, r in by_data.items()}
+                     for name, by_data in results.items()})
+    else:
+        print(table)
+    return EXIT_OK
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from rag.training import reranker
+    from rag.training import verifier as verifier_training
 
-    config = reranker.TrainConfig(base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed,
-                                  threads=args.threads)
-    with tqdm(desc="train reranker", unit="step", disable=None) as bar:
+    with tqdm(desc=f"train {args.what}", unit="step", disable=None) as bar:
         def progress(step: int, steps: int, loss: float) -> None:
             bar.total = steps
             bar.update(step - bar.n)
             bar.set_postfix(loss=f"{loss:.3f}")
 
-        record = reranker.train(args.data, args.out, config, progress)
+        if args.what == "verifier":
+            record = verifier_training.train(args.data, args.out, verifier_training.VerifierConfig(
+                base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads), progress)
+        else:
+            record = reranker.train(args.data, args.out, reranker.TrainConfig(
+                base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads), progress)
     if args.json:
         _print_json(record)
     else:
-        print(f"wrote {args.out}: {record['groups']} questions, {record['steps']} steps, "
-              f"final loss {record['final_loss']}, {record['train_s']} s")
+        print(f"wrote {args.out}: {record['steps']} steps, final loss {record['final_loss']}, "
+              f"{record['train_s']} s")
     return EXIT_OK
 
 
@@ -425,6 +606,22 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}: {record['train_records']} records, {record['steps']} steps, "
               f"train loss {record['train_loss']}, dev loss {record['dev_loss']}, {record['train_s']} s")
     return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Run `streamlit run rag/ui/app.py` in this process's place, bound to `--address`."""
+    import subprocess
+
+    from rag.ui.uploads import MAX_UPLOAD_BYTES
+
+    env = os.environ | {"RAG_INDEX": str(args.index), "RAG_CORPUS": str(args.corpus)}
+    app = Path(__file__).parent / "ui" / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
+               "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2**20)]
+    print(f"rag ui: http://{args.address}:{args.port} over {args.index} (corpus {args.corpus}); Ctrl-C stops",
+          file=sys.stderr)
+    return subprocess.call(command, env=env)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -447,5 +644,5 @@ def _print_json(obj: object) -> None:
     print()
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval, "train": cmd_train,
-            "finetune": cmd_finetune, "info": cmd_info}
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "verify": cmd_verify, "eval": cmd_eval,
+            "train": cmd_train, "finetune": cmd_finetune, "ui": cmd_ui, "info": cmd_info}

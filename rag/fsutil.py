@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,13 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, fsync it, then rename it over `path`."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; on leaving without error it is fsynced and
+    renamed over `path` (on error it is removed and `path` left as it was)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        yield tmp
         fsync_path(tmp)
         os.replace(tmp, path)
     finally:
@@ -30,20 +34,38 @@ def atomic_write_text(path: Path, text: str) -> None:
     fsync_path(path.parent)
 
 
-def read_jsonl(path: Path, fields: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (see `atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def read_jsonl(path: Path, fields: tuple[str, ...] = (), problems: list[str] | None = None) -> list[dict[str, Any]]:
     """The objects of a JSON-lines file, blank lines skipped. A line that is not a JSON object, or
-    lacks one of the string `fields`, is an error naming the file and line."""
+    lacks one of the string `fields`, is an error naming the file and line; given a `problems`
+    list, the error is appended to it instead and the line skipped (one bad line does not stop a run)."""
     rows = []
     with Path(path).open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: line {n} is not JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not all(isinstance(row.get(f), str) for f in fields):
-                raise ValueError(f"{path}: line {n} lacks a string {' / '.join(repr(f) for f in fields)}"
-                                 if fields else f"{path}: line {n} is not a JSON object")
-            rows.append(row)
+            row, error = _parse_line(line, fields)
+            if error is None:
+                rows.append(row)
+            elif problems is None:
+                raise ValueError(f"{path}: line {n} {error}")
+            else:
+                problems.append(f"{path}: line {n} {error}")
     return rows
+
+
+def _parse_line(line: str, fields: tuple[str, ...]) -> tuple[dict[str, Any], str | None]:
+    """The line's object, or why it is not one with the string `fields`."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return {}, f"is not JSON ({exc.msg})"
+    if not isinstance(row, dict):
+        return {}, "is not a JSON object"
+    missing = [f for f in fields if not isinstance(row.get(f), str)]
+    return (row, None) if not missing else ({}, f"lacks a string {' / '.join(repr(f) for f in missing)}")

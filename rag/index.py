@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,12 +60,14 @@ class Index:
 
     def ingest(self, paths: list[str | Path], *, rebuild: bool = False, wait: bool = False,
                max_file_bytes: int | None = None, progress: bool | None = None,
-               index_type: str | None = None) -> IngestReport:
+               index_type: str | None = None, on_progress: Callable[[int, int], None] | None = None) -> IngestReport:
         """Bring the index in line with the files under `paths` (new, changed and deleted files).
-        `index_type` (auto, flat, ivf) is recorded; None keeps the index's own."""
+        `index_type` (auto, flat, ivf) is recorded; None keeps the index's own. `on_progress` is
+        told (files read, files to read) as reading goes on."""
         built = None if rebuild else self._published_meta()
         chunking = self._chunking or (ChunkConfig(built.chunk_tokens, built.overlap_tokens) if built else ChunkConfig())
         options = IngestOptions(rebuild=rebuild, wait=wait, progress=progress, index_type=index_type,
+                                on_progress=on_progress,
                                 **({"max_file_bytes": max_file_bytes} if max_file_bytes else {}))
         embedder = self._get_embedder(built.embedder if built else DEFAULT_EMBEDDER)
         return ingest(self.path, [Path(p) for p in paths], embedder, chunking, options)

@@ -9,22 +9,19 @@ so does a folder written by `rag train reranker`: fine-tuned weights over a base
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Protocol
 
-from rag import models
+from rag import crossencoder, models
 from rag.retrieve import Hit, Retriever, check_query
 
 # A widely used MiniLM cross-encoder (hub id: needs the hub once). The project's own, trained by
 # `rag train reranker`, is not shipped: it ranked worse than no reranking on SQuAD (see README).
 DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L6-v2"
 DEFAULT_TOP_N = 20
-SPEC = "reranker.json"  # marks a folder of fine-tuned weights: {"base": model name, "max_length": tokens, ...}
-WEIGHTS = "model.safetensors"
+SPEC = "reranker.json"  # marks a folder of `rag train reranker` weights: {"base": model name, "max_length": ...}
 
 
 class Reranker(Protocol):
@@ -46,40 +43,13 @@ class CrossEncoderReranker:
 
     @cached_property
     def model(self) -> Any:
-        return load_cross_encoder(self.path, self.device)
+        return crossencoder.load(self.path, SPEC, self.device)
 
     def scores(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
         pairs = [(query, text) for text in texts]
         return [float(s) for s in self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)]
-
-
-def load_cross_encoder(path: Path, device: str | None = None) -> Any:
-    """A CrossEncoder from a model folder, or from a base model plus `rag train reranker` weights."""
-    from sentence_transformers import CrossEncoder
-
-    spec_file = path / SPEC
-    with models.quiet_loading():
-        if not spec_file.is_file():
-            return CrossEncoder(str(path), device=device)
-        spec = json.loads(spec_file.read_text())
-        model = CrossEncoder(str(models.resolve(spec["base"])), num_labels=1, max_length=spec["max_length"],
-                             device=device)
-    _load_weights(model.model, path, spec["base"])
-    model.eval()
-    return model
-
-
-def _load_weights(module: Any, path: Path, base: str) -> None:
-    from safetensors.torch import load_file
-
-    state = {name: tensor.float() for name, tensor in load_file(str(path / WEIGHTS)).items()}
-    result = module.load_state_dict(state, strict=False)
-    untrained = [k for k in result.missing_keys if "embeddings" not in k]
-    if result.unexpected_keys or untrained:
-        raise ValueError(f"reranker {path}: its weights do not fit base model {base!r} "
-                         f"({len(result.unexpected_keys)} unexpected, {len(untrained)} missing)")
 
 
 class RerankingRetriever:

@@ -231,6 +231,11 @@ class Snapshot:
             raise KeyError(path)
         return str(row[0])
 
+    def page_span(self, path: str, page: int) -> tuple[int, int] | None:
+        """Character offsets of a PDF page in the file's text (None: no such page)."""
+        row = self.db.execute("SELECT start, end FROM pages WHERE path = ? AND number = ?", (path, page)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """(chunk id, inner product) of the k nearest chunks for each query row."""
         if self.vectors.ntotal == 0:

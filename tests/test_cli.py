@@ -126,16 +126,73 @@ def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
                            "timings"}
     assert answer["model"] == "SmolLM2-135M-Instruct+smollm2-135m-grounded" and answer["answer"]
     assert answer["citations"] or answer["abstained"], answer["answer"]
-    assert set(answer["timings"]) == {"retrieve_s", "first_token_s", "total_s"}
+    assert set(answer["timings"]) == {"retrieve_s", "first_token_s", "total_s"} | (
+        {"verify_s"} if answer["sentences"] else set())
+    for sentence in answer["sentences"]:  # checked by the shipped verifier
+        assert 0 <= sentence["support"] <= 1 and sentence["verdict"] in ("supported", "mis-cited", "unsupported")
+        assert sentence["supported"] == (sentence["verdict"] == "supported")
+    assert (answer["faithfulness"] is None) == (not answer["sentences"])
     assert answer["retrieved"][0]["source"] == "docs/sample.html" and len(answer["retrieved"]) <= 3
     shown = {h["chunk_id"]: h for h in answer["retrieved"]}
     for citation in answer["citations"]:
         passage = shown[citation["chunk_id"]]
         assert passage["start"] <= citation["start"] < citation["end"] <= passage["end"]
     bare = rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "--no-adapter",
-               "--max-new-tokens", "8", "--json", cwd=work)
+               "--max-new-tokens", "8", "--no-verify", "--json", cwd=work)
     assert bare.returncode == 0 and json.loads(bare.stdout)["model"] == "SmolLM2-135M-Instruct"
+    assert json.loads(bare.stdout)["faithfulness"] is None and "verify_s" not in json.loads(bare.stdout)["timings"]
+    strict = json.loads(rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "--strict",
+                            "--max-new-tokens", "40", "--json", cwd=work).stdout)
+    assert all(s["supported"] for s in strict["sentences"])
+    assert strict["sentences"] or strict["abstained"]
     empty = rag("ask", "  ", "--index", "idx", cwd=work)
     assert empty.returncode == 2 and "question is empty" in empty.stderr
     missing = rag("ask", "why?", "--index", "nowhere", cwd=work)
     assert missing.returncode == 2 and "no index at nowhere" in missing.stderr
+
+
+@pytest.mark.slow
+def test_eval_answers_writes_a_report_and_resumes(built: tuple) -> None:
+    """The real pipeline (retrieve, generate with the shipped adapter, verify) over a JSON-lines question set."""
+    work, _ = built
+    questions = work / "questions.jsonl"
+    questions.write_text(json.dumps({"question": "How many bees live in a colony in summer?", "id": "bees"}) + "\n"
+                         + "not json\n"
+                         + json.dumps({"question": "What is the capital of Peru?", "answerable": False}) + "\n")
+    args = ("eval", "answers", "--dataset", "questions.jsonl", "--format", "jsonl", "--index", "idx", "--out", "report",
+            "--json")
+    result = rag(*args, cwd=work)
+    assert result.returncode == 1, result.stderr  # a line was skipped
+    assert "questions.jsonl: line 2 is not JSON" in result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["questions"] == 2 and metrics["answerable"] == 1 and metrics["unanswerable"] == 1
+    assert metrics["total_p50_s"] > 0 and metrics["gold_retrieved"] is None  # no gold answers given
+    report = work / "report"
+    assert {p.name for p in report.iterdir()} >= {"outcomes.jsonl", "run.json", "results.json", "results.md",
+                                                  "metrics.png", "support.png", "latency.png"}
+    lines = (report / "outcomes.jsonl").read_text().splitlines()
+    again = rag(*args, cwd=work)  # every question is done: nothing is asked again
+    assert json.loads(again.stdout) == metrics and (report / "outcomes.jsonl").read_text().splitlines() == lines
+    other = rag(*args[:-1], "-k", "2", cwd=work)
+    assert other.returncode == 2 and "holds a run with other settings" in other.stderr
+
+
+@pytest.mark.slow
+def test_eval_verifier_compares_with_both_baselines(tmp_path: Path) -> None:
+    from tests.conftest import write_halueval
+
+    write_halueval(tmp_path / "qa.jsonl", 1530)
+    examples = [{"input": "Bees: Bees live in hives.\nClaim: Bees live in hives.", "target_scores": {"True": 1}},
+                {"input": "Bees: Bees live in hives.\nClaim: Bees live in caves.", "target_scores": {"False": 1}},
+                {"input": "Ants: Ants live in nests.\nClaim: Ants sing.", "target_scores": {"Neither": 1}}]
+    (tmp_path / "vitaminc.json").write_text(json.dumps({"examples": examples}))
+    result = rag("eval", "verifier", "--halueval", "qa.jsonl", "--vitaminc", "vitaminc.json", "--limit", "6",
+                 "--calibration-limit", "6", "--out", "out", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)
+    assert set(results) == {"verifier-minilm", "token-overlap", "judge"}
+    for by_data in results.values():
+        assert by_data["halueval-dev"]["pairs"] == 6 and by_data["vitaminc"]["pairs"] == 3
+        assert 0 <= by_data["vitaminc"]["balanced_accuracy"] <= 1
+    assert (tmp_path / "out" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| verifier-minilm | halueval-dev | 6 |" in (tmp_path / "out" / "results.md").read_text()

@@ -56,6 +56,23 @@ def test_bad_rows_are_named_by_line(tmp_path: Path) -> None:
         ft.read_rows(path)
 
 
+def test_bad_rows_and_over_long_examples_are_reported_and_skipped(tmp_path: Path, rows: list[dict[str, str]]) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps(rows[0]) + "\n{not json\n" + json.dumps({"question": "q"}) + "\n"
+                    + json.dumps(rows[1]) + "\n")
+    problems: list[str] = []
+    assert ft.read_rows(path, problems) == rows[:2]
+    assert [p.split(": ", 1)[1][:22] for p in problems] == ["line 2 is not JSON (Ex", "line 3 lacks a string "]
+
+    class Words:  # a tokenizer whose chat template is one token per word
+        def apply_chat_template(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> list[int]:
+            return [len(w) for m in messages for w in m["content"].split()]
+
+    made = [ft.Example([{"role": "user", "content": "passage " * n}], "answer [1].", 1) for n in (100, 2000)]
+    kept = ft.encode_all(made, Words(), 1024, problems)
+    assert len(kept) == 1 and "tokens, over the 1024 limit" in problems[-1] and len(problems) == 3
+
+
 def test_collate_pads_left_and_keeps_only_the_answer_logits() -> None:
     items = [{"input_ids": [5, 6, 7, 8], "attention_mask": [1] * 4, "labels": [-100, -100, 7, 8]},
              {"input_ids": [9, 10], "attention_mask": [1, 1], "labels": [-100, 10]}]

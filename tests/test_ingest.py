@@ -17,8 +17,10 @@ from tests.conftest import BROKEN, FIXTURES, GOOD, FakeEmbedder, chunk_set
 
 def test_first_build_indexes_every_format(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> None:
     index = Index(tmp_path / "idx", embedder=fake)
-    report = index.ingest([corpus], progress=False)
+    told: list[tuple[int, int]] = []
+    report = index.ingest([corpus], progress=False, on_progress=lambda n, total: told.append((n, total)))
     assert sorted(Path(p).name for p in report.added) == sorted(GOOD)
+    assert told == [(n, len(GOOD)) for n in range(1, len(GOOD) + 1)]  # a web UI's progress bar, bars off
     assert report.ok and report.chunks_total == report.chunks_embedded == len(fake.embedded) > 0
     hits = index.search("Skerry Point lighthouse keeper wicks", k=3)
     assert Path(hits[0].source).name == "sample.txt"

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from rag import Index
+from rag.crossencoder import WEIGHTS
 from rag.evaluation import retrieval as ev
 from rag.models import ModelNotFoundError
-from rag.rerank import SPEC, WEIGHTS, CrossEncoderReranker, RerankingRetriever
+from rag.rerank import SPEC, CrossEncoderReranker, RerankingRetriever
 from rag.retrieve import Hit
 from rag.training import reranker as training
 from tests.conftest import FakeEmbedder, write_halueval

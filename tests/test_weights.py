@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -43,3 +44,12 @@ def test_an_adapter_folder_must_hold_an_adapter(tmp_path: Path) -> None:
         backends.make(adapter=tmp_path)
     assert backends.make(adapter=None).name == weights.DEFAULT_GENERATOR
     assert weights.shipped_adapter("some-other-model") is None
+
+
+def test_an_adapter_for_another_base_model_is_refused_before_loading(tmp_path: Path) -> None:
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen2.5-0.5B"}))
+    with pytest.raises(ValueError, match="trained for base model 'Qwen/Qwen2.5-0.5B', not 'SmolLM2-135M-Instruct'"):
+        backends.make(adapter=tmp_path)
+    shipped = weights.shipped_adapter(weights.DEFAULT_GENERATOR)
+    assert shipped is not None
+    backends.check_adapter(shipped, weights.DEFAULT_GENERATOR)  # the shipped one fits its base

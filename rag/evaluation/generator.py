@@ -136,7 +136,7 @@ def grounded(answer: Answer, min_share: float = 0.8) -> bool:
     cited = {c.marker for c in answer.citations}
     if not cited:
         return False
-    said = set(lexical.terms([_text(answer)])[0])
+    said = set(lexical.terms([answer_text(answer)])[0])
     shown = set(lexical.terms([" ".join(answer.retrieved[m - 1].text for m in cited)])[0])
     return not said or len(said & shown) / len(said) >= min_share
 
@@ -152,9 +152,9 @@ def score(outcomes: list[Outcome]) -> dict[str, float]:
     made_up = sum(not o.answer.abstained for o in unanswerable) + sum(not grounded(o.answer) for o in answered)
     out = {
         "answerable": len(answerable), "unanswerable": len(unanswerable),
-        "exact_match": _mean([max((exact(_text(o.answer), g) for g in o.item.answers), default=0.0)
+        "exact_match": _mean([max((exact(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
                               * (not o.answer.abstained) for o in answerable]),
-        "f1": _mean([max((f1(_text(o.answer), g) for g in o.item.answers), default=0.0)
+        "f1": _mean([max((f1(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
                      * (not o.answer.abstained) for o in answerable]),
         "wrong_abstention": _mean([float(o.answer.abstained) for o in answerable]),
         "citation_accuracy": _mean([float(o.gold_marker is not None and o.gold_marker in _markers(o.answer))
@@ -188,7 +188,8 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def _text(answer: Answer) -> str:
+def answer_text(answer: Answer) -> str:
+    """The answer without its citation markers, as scored against gold answers."""
     return " ".join(s.text for s in answer.sentences) if answer.sentences else answer.answer
 
 

@@ -7,8 +7,9 @@ question over the same passages gives the same answer.
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -53,9 +54,8 @@ class TransformersGenerator:
 
     def __init__(self, name: str = weights.DEFAULT_GENERATOR, device: str | None = None,
                  context_tokens: int | None = None, adapter: Path | None = None) -> None:
-        if adapter is not None and not (adapter / "adapter_config.json").is_file():
-            raise models.ModelNotFoundError(f"adapter {adapter} has no adapter_config.json (write one with "
-                                            "rag finetune)")
+        if adapter is not None:
+            check_adapter(adapter, name)
         self.name = f"{name}+{adapter.name}" if adapter else name
         self.base = name
         self.adapter = adapter
@@ -135,6 +135,27 @@ class TransformersGenerator:
         worker.join()
         if failure:
             raise GeneratorError(f"generation failed: {failure[0]}") from failure[0]
+
+    def option_probabilities(self, messages: Messages, options: Sequence[str]) -> list[float]:
+        """How likely the answer starts with each option (first token of each, renormalised over
+        the options): the model used as a classifier, such as a yes/no judge."""
+        import torch
+
+        firsts = [self.tokenizer.encode(option, add_special_tokens=False)[0] for option in options]
+        with torch.inference_mode():
+            logits = self.model(**self._encode(messages).to(self.device)).logits[0, -1].float()
+        return [float(p) for p in torch.softmax(logits[firsts], dim=0)]
+
+
+def check_adapter(adapter: Path, base: str) -> None:
+    """A clear error, before any loading, when `adapter` is no adapter or was trained for another base."""
+    config_file = adapter / "adapter_config.json"
+    if not config_file.is_file():
+        raise models.ModelNotFoundError(f"adapter {adapter} has no adapter_config.json (write one with rag finetune)")
+    trained_for = json.loads(config_file.read_text()).get("base_model_name_or_path")
+    if trained_for and models.canonical_name(trained_for) != models.canonical_name(base):
+        raise ValueError(f"adapter {adapter} was trained for base model {trained_for!r}, not {base!r}: "
+                         f"pass --generator {trained_for} (or train an adapter for {base})")
 
 
 class OpenAIChatGenerator:

@@ -34,6 +34,13 @@ class Citation:
 class Sentence:
     text: str  # without its markers
     citations: list[int]  # valid markers, in order of first mention
+    # Filled in by the verifier (rag.verify), None until then: P(supported) by the best cited passage,
+    # whether that clears the verifier's threshold, and the verdict (see rag.verify.VERDICTS).
+    support: float | None = None
+    citation_support: list[float] | None = None  # P(supported) by each cited passage, in `citations` order
+    supported: bool | None = None
+    verdict: str | None = None
+    best_marker: int | None = None  # the shown passage that supports it best, cited or not
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ class IngestOptions:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     progress: bool | None = None  # None: show progress bars when stderr is a terminal
     index_type: str | None = None  # auto, flat or ivf; None keeps what the index records
+    on_progress: Callable[[int, int], None] | None = None  # (files read, files to read), e.g. for a web UI
 
 
 @dataclass
@@ -174,8 +175,10 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
             report.chunks_embedded += len(texts)
             pending.clear()
 
-        for parsed in _parse_in_background(to_read, chunker):
+        for read, parsed in enumerate(_parse_in_background(to_read, chunker), 1):
             parse_bar.update(1)
+            if options.on_progress:
+                options.on_progress(read, len(to_read))
             old = manifest.get(str(parsed.candidate.path))
             if parsed.error is not None:
                 failures[str(parsed.candidate.path)] = parsed.error

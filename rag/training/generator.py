@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import random
 import re
 import time
@@ -27,6 +28,7 @@ from rag.generate import excerpt, prompt, weights
 from rag.retrieve import Hit
 
 RECORD = "finetune.json"  # what was trained, on what, how long, with which losses
+log = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -56,6 +58,7 @@ class FinetuneConfig:
     save_steps: int = 50
     device: str | None = None  # None: cuda when present, else cpu
     seed: int = 0
+    max_tokens: int = 1024  # longer examples (prompt + answer) are reported and skipped
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,25 @@ class Example:
     oracle: int | None  # the marker of the question's own passage; None when it was left out
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """HaluEval QA rows, each checked for the fields training needs (errors name the line)."""
-    return read_jsonl(path, ("knowledge", "question", "right_answer"))
+def read_rows(path: Path, problems: list[str] | None = None) -> list[dict[str, str]]:
+    """HaluEval QA rows, each checked for the fields training needs. A bad line is an error naming
+    it, or, given a `problems` list, is recorded there and skipped."""
+    return read_jsonl(path, ("knowledge", "question", "right_answer"), problems)
+
+
+def encode_all(items: list[Example], tokenizer: Any, max_tokens: int,
+               problems: list[str]) -> list[dict[str, list[int]]]:
+    """`encode` each example, skipping (and recording in `problems`) those over `max_tokens`: one
+    over-long record should neither stop a run nor dominate a batch's memory."""
+    out = []
+    for n, example in enumerate(items):
+        encoded = encode(example, tokenizer)
+        if len(encoded["input_ids"]) > max_tokens:
+            problems.append(f"example {n} ({example.messages[-1]['content'][-60:]!r}...): "
+                            f"{len(encoded['input_ids'])} tokens, over the {max_tokens} limit")
+        else:
+            out.append(encoded)
+    return out
 
 
 def split(rows: list[dict[str, str]], config: FinetuneConfig) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -158,12 +177,15 @@ def finetune(data: Path, out: Path, config: FinetuneConfig = FinetuneConfig()) -
     from transformers.trainer_utils import get_last_checkpoint
 
     set_seed(config.seed)
-    train_rows, dev_rows = split(read_rows(data), config)
+    problems: list[str] = []
+    train_rows, dev_rows = split(read_rows(data, problems), config)
     base = weights.resolve(config.base)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     train_examples = examples(train_rows, config, config.seed)
-    train_set = [encode(e, tokenizer) for e in train_examples]
-    dev_set = [encode(e, tokenizer) for e in examples(dev_rows, config, config.seed + 1)]
+    train_set = encode_all(train_examples, tokenizer, config.max_tokens, problems)
+    dev_set = encode_all(examples(dev_rows, config, config.seed + 1), tokenizer, config.max_tokens, problems)
+    for problem in problems:
+        log.warning("skipped: %s", problem)
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
     with models.quiet_loading():
@@ -192,7 +214,7 @@ def finetune(data: Path, out: Path, config: FinetuneConfig = FinetuneConfig()) -
     done = [e["eval_loss"] for e in last if "eval_loss" in e and e.get("step") == result.global_step]
     dev_loss = done[0] if done else trainer.evaluate()["eval_loss"]
     record = {"base": models.canonical_name(config.base), "config": asdict(config), "data": str(data),
-              "train_records": len(train_rows), "dev_records": len(dev_rows),
+              "train_records": len(train_rows), "dev_records": len(dev_rows), "skipped": problems,
               "abstain_examples": sum(e.oracle is None for e in train_examples),
               "steps": result.global_step, "train_loss": round(result.training_loss, 4),
               "dev_loss": round(dev_loss, 4), "resumed_from": resume, "device": device,

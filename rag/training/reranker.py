@@ -4,24 +4,25 @@ No cross-encoder weights come in any installable package, so the project makes i
 each training question is paired with its own knowledge text (the positive) and with other
 records' knowledge that BM25 ranks high for it (hard negatives), and the model learns to put
 the positive first (softmax cross-entropy over each group). Word embeddings stay frozen, so
-the saved weights (everything else, in float16) stay under 25 MB; `rag.rerank` loads them on
-top of the base model. The last `dev_rows` rows are never trained on.
+the saved weights (everything else, in float16) stay under 25 MB; `rag.crossencoder` loads them
+on top of the base model. The last `dev_rows` rows are never trained on.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import random
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag import lexical, models
-from rag.fsutil import atomic_write_text, read_jsonl
-from rag.rerank import SPEC, WEIGHTS
+from rag import crossencoder, lexical, models
+from rag.fsutil import read_jsonl
+from rag.rerank import SPEC
+from rag.training import loop
+
+# Tokens a trained reranker reads when scoring (training reads `max_length`, HaluEval being short).
+SCORE_MAX_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -64,46 +65,20 @@ def training_groups(path: Path, config: TrainConfig) -> list[Group]:
 
 
 def train(data: Path, out: Path, config: TrainConfig = TrainConfig(),
-          progress: Callable[[int, int, float], None] | None = None) -> dict[str, object]:
+          progress: loop.Progress | None = None) -> dict[str, object]:
     """Fine-tune and write `out` (weights + reranker.json). Returns what was recorded."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
-
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    loop.seed_and_threads(config.seed, config.threads)
     groups = training_groups(data, config)
-    base = models.resolve(config.base)
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
-    with models.quiet_loading():  # the classifier is new: that is the point of training
-        model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1)
-    for name, param in model.named_parameters():
-        param.requires_grad = "embeddings" not in name
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
-    steps = config.epochs * math.ceil(len(groups) / config.batch_size)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * steps), steps)
-    rng = random.Random(config.seed)
-    model.train()
-    start, step, smoothed = time.perf_counter(), 0, math.log(1 + config.negatives)
-    for _ in range(config.epochs):
-        order = groups[:]
-        rng.shuffle(order)
-        for first in range(0, len(order), config.batch_size):
-            loss = _group_loss(model, tokenizer, order[first: first + config.batch_size], config.max_length)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            step += 1
-            smoothed = 0.98 * smoothed + 0.02 * loss.item()
-            if progress:
-                progress(step, steps, smoothed)
-    record = {"base": models.canonical_name(config.base), "max_length": 256, "config": asdict(config),
-              "data": str(data), "groups": len(groups), "steps": steps, "final_loss": round(smoothed, 4),
+    tokenizer, model = crossencoder.trainable(config.base)
+    start = time.perf_counter()
+    steps, final = loop.fit(model, groups, lambda batch: _group_loss(model, tokenizer, batch, config.max_length),
+                            epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                            warmup=config.warmup, seed=config.seed, first_loss=math.log(1 + config.negatives),
+                            progress=progress)
+    record = {"base": models.canonical_name(config.base), "max_length": SCORE_MAX_LENGTH, "config": asdict(config),
+              "data": str(data), "groups": len(groups), "steps": steps, "final_loss": round(final, 4),
               "train_s": round(time.perf_counter() - start, 1)}
-    _save(model, out, record)
+    crossencoder.save(model, out, SPEC, record)
     return record
 
 
@@ -117,15 +92,3 @@ def _group_loss(model: Any, tokenizer: Any, batch: list[Group], max_length: int)
                         return_tensors="pt")
     logits = model(**encoded).logits.view(len(batch), -1)
     return torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
-
-
-def _save(model: Any, out: Path, record: dict[str, object]) -> None:
-    """The trained (non-embedding) weights as float16, then the spec that makes the folder loadable."""
-    from safetensors.torch import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {n: p.detach().to("cpu").half().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(out / WEIGHTS)
-    atomic_write_text(out / SPEC, json.dumps(record, indent=1) + "\n")

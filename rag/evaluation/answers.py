@@ -1,0 +1,244 @@
+"""Evaluate whole answers: the real pipeline (retrieve, generate, verify) over a question set.
+
+Questions come from SQuAD (answerable, with gold answers) or from a JSON-lines file of
+`{"question": ..., "answers": [...]?, "answerable": bool?, "id": ...?}` so users can bring
+their own. Each finished question is appended to outcomes.jsonl at once, so a stopped run
+resumes where it was, and the metrics are computed from that file:
+
+- faithfulness (RAGAS-style): answer sentences supported by some passage the model was shown;
+- citation recall and precision (ALCE-style): a sentence's citations support it; each
+  citation supports its sentence on its own (the verifier scores passages one at a time, so a
+  citation is needed exactly when it supports alone);
+- exact match and token F1 against gold answers, abstention on unanswerable questions,
+  wrong abstention on answerable ones, and how often retrieval found a passage holding a gold
+  answer; latency percentiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.answer import Answer, Answerer
+from rag.evaluation import plots
+from rag.evaluation.generator import answer_text, exact, f1, normalize
+from rag.evaluation.retrieval import Dataset
+from rag.fsutil import atomic_path, atomic_write_text, read_jsonl
+from rag.index import Index
+from rag.verify import Verifier, check
+
+OUTCOMES, RUN = "outcomes.jsonl", "run.json"
+FORMATS = ("squad", "jsonl")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: list[str]  # gold answers; empty when unknown
+    answerable: bool = True
+
+
+def from_dataset(dataset: Dataset) -> list[Question]:
+    """SQuAD-style datasets: every question answerable, gold answers where the dataset has them."""
+    return [Question(qid, text, dataset.answers.get(qid, [])) for qid, text in dataset.queries.items()]
+
+
+def load_jsonl(path: Path, problems: list[str]) -> list[Question]:
+    """Questions from JSON lines; a malformed line is added to `problems` (with its line number)
+    and skipped. `answerable` defaults to true; `id` to the line number."""
+    out, seen = [], set()
+    for n, row in enumerate(read_jsonl(path, ("question",), problems), 1):
+        answers = row.get("answers", [])
+        answerable = row.get("answerable", True)
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            problems.append(f"{path}: question {n} ({row['question'][:40]!r}): 'answers' must be a list of strings")
+        elif not isinstance(answerable, bool):
+            problems.append(f"{path}: question {n} ({row['question'][:40]!r}): 'answerable' must be true or false")
+        elif str(row.get("id", n)) in seen:
+            problems.append(f"{path}: question {n}: duplicate id {row.get('id')!r}")
+        else:
+            qid = str(row.get("id", n))
+            seen.add(qid)
+            out.append(Question(qid, row["question"], answers, answerable))
+    return out
+
+
+def outcome(question: Question, answer: Answer, threshold: float) -> dict[str, Any]:
+    """What one question produced, with everything the metrics need (one line of outcomes.jsonl);
+    `threshold`: the verifier's, at which a citation's support counts."""
+    gold = question.answers
+    found = [normalize(g) for g in gold if normalize(g)]
+    shown = [normalize(h.text) for h in answer.retrieved]
+    return {"id": question.id, "question": question.question, "answerable": question.answerable, "gold": gold,
+            "answer": answer.answer, "abstained": answer.abstained, "abstain_reason": answer.abstain_reason,
+            "em": max((exact(answer_text(answer), g) for g in gold), default=None),
+            "f1": max((f1(answer_text(answer), g) for g in gold), default=None),
+            "gold_retrieved": any(g in text for g in found for text in shown) if found else None,
+            "sentences": [asdict(s) for s in answer.sentences], "faithfulness": answer.faithfulness,
+            "threshold": threshold, "sources": [h.source for h in answer.retrieved], "timings": answer.timings}
+
+
+def run(answerer: Answerer, verifier: Verifier, questions: list[Question], out: Path | None, strict: bool = False,
+        progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Answer and check every question not already in out/outcomes.jsonl; returns all outcomes."""
+    done = _finished(out) if out else {}
+    todo = [q for q in questions if q.id not in done]
+    if progress and done:
+        progress(len(questions) - len(todo))
+    handle = (out / OUTCOMES).open("a", encoding="utf-8") if out else None
+    try:
+        for question in todo:
+            row = outcome(question, check(answerer.ask(question.question), verifier, strict), verifier.threshold)
+            done[question.id] = row
+            if handle:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            if progress:
+                progress(1)
+    finally:
+        if handle:
+            handle.close()
+    return [done[q.id] for q in questions if q.id in done]
+
+
+def prepare(out: Path, settings: dict[str, Any]) -> None:
+    """Make `out` for a run with `settings`, or check that the run already there used the same
+    ones (resuming under other settings would mix two experiments in one report)."""
+    out.mkdir(parents=True, exist_ok=True)
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    run_file = out / RUN
+    if run_file.is_file():
+        previous = json.loads(run_file.read_text())
+        if previous.get("fingerprint") != fingerprint:
+            raise ValueError(f"{out} holds a run with other settings ({previous.get('settings')}); "
+                             "choose another --out folder, or delete that one to start again")
+        return
+    atomic_write_text(run_file, json.dumps({"fingerprint": fingerprint, "settings": settings}, indent=1,
+                                           default=str) + "\n")
+
+
+def _finished(out: Path) -> dict[str, dict[str, Any]]:
+    """Outcomes already written; a line cut short by a crash is dropped (its question runs again)."""
+    problems: list[str] = []
+    path = out / OUTCOMES
+    rows = read_jsonl(path, ("id",), problems) if path.is_file() else []
+    if problems:  # rewrite without the torn line, so appending starts on a fresh line
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return {r["id"]: r for r in rows}
+
+
+def score(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's metrics over `outcomes` (None where no question allows the metric)."""
+    answerable = [o for o in outcomes if o["answerable"]]
+    unanswerable = [o for o in outcomes if not o["answerable"]]
+    answered = [o for o in outcomes if not o["abstained"]]
+    sentences = [s for o in answered for s in o["sentences"]]
+    checked = [s for s in sentences if s["verdict"] is not None]
+    citations = [c >= o["threshold"] for o in answered for s in o["sentences"] if s["verdict"] is not None
+                 for c in s["citation_support"]]
+    graded = [o for o in answerable if o["f1"] is not None]
+    retrieved = [o for o in outcomes if o["gold_retrieved"] is not None]
+    return {
+        "questions": len(outcomes), "answerable": len(answerable), "unanswerable": len(unanswerable),
+        "sentences": len(checked),
+        "faithfulness": _share([s["verdict"] in ("supported", "mis-cited") for s in checked]),
+        "citation_recall": _share([bool(s["supported"]) for s in checked]),
+        "citation_precision": _share(citations),
+        "exact_match": _mean([o["em"] for o in graded]),
+        "f1": _mean([o["f1"] for o in graded]),
+        "abstention": _share([o["abstained"] for o in unanswerable]),
+        "wrong_abstention": _share([o["abstained"] for o in answerable]),
+        "gold_retrieved": _share([o["gold_retrieved"] for o in retrieved]),
+        **{f"{name}_p{p}_s": _percentile([o["timings"].get(f"{name}_s") for o in outcomes], p)
+           for name in ("first_token", "total", "verify") for p in (50, 90, 99)},
+    }
+
+
+def _share(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def _percentile(values: list[float | None], p: int) -> float | None:
+    present = sorted(v for v in values if v is not None)
+    if not present:
+        return None
+    return round(present[min(len(present) - 1, round(p / 100 * (len(present) - 1)))], 3)
+
+
+def retrieval(index: Index, questions: list[Question], modes: Sequence[str], k: int = 5,
+              progress: Callable[[int], None] | None = None) -> dict[str, dict[str, float | None]]:
+    """Retrieval alone, per mode, over the questions that have gold answers (no relevance labels
+    needed): how often a gold answer is in one of the top k passages, the mean reciprocal rank of
+    the first such passage, and query latency."""
+    graded = [q for q in questions if q.answerable and any(normalize(a) for a in q.answers)]
+    results: dict[str, dict[str, float | None]] = {}
+    for mode in modes:
+        found, ranks, latencies = [], [], []
+        for question in graded:
+            start = time.perf_counter()
+            hits = index.search(question.question, k, mode)
+            latencies.append(time.perf_counter() - start)
+            gold = [normalize(a) for a in question.answers if normalize(a)]
+            first = next((h.rank for h in hits if any(g in normalize(h.text) for g in gold)), None)
+            found.append(first is not None)
+            ranks.append(1 / first if first else 0.0)
+            if progress:
+                progress(1)
+        results[mode] = {"questions": len(graded), f"answer_in_top_{k}": _share(found), "mrr": _mean(ranks),
+                         "latency_p50_ms": _percentile([1000 * t for t in latencies], 50)}
+    return results
+
+
+def markdown(metrics: dict[str, Any], title: str) -> str:
+    rows = "\n".join(f"| {k} | {'n/a' if v is None else v} |" for k, v in metrics.items())
+    return (f"# {title}\n\n| metric | value |\n| --- | ---: |\n{rows}\n\n"
+            "![metrics](metrics.png)\n\n![support](support.png)\n\n![latency](latency.png)\n")
+
+
+def figures(metrics: dict[str, Any], outcomes: list[dict[str, Any]], out: Path) -> None:
+    """metrics.png (quality bars), support.png (sentence support by verdict), latency.png."""
+    plt = plots.pyplot()
+    names = ["faithfulness", "citation_recall", "citation_precision", "exact_match", "f1", "abstention",
+             "wrong_abstention", "gold_retrieved"]
+    shown = [n for n in names if metrics.get(n) is not None]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.barh(shown, [metrics[n] for n in shown], color="tab:blue")
+    ax.set(xlim=(0, 1), title=f"Answer quality ({metrics['questions']} questions)")
+    ax.invert_yaxis()
+    plots.save(fig, out / "metrics.png")
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    sentences = [s for o in outcomes for s in o["sentences"] if s["support"] is not None]
+    for verdict in ("supported", "mis-cited", "unsupported"):
+        values = [s["support"] for s in sentences if s["verdict"] == verdict]
+        if values:
+            ax.hist(values, bins=20, range=(0, 1), alpha=0.7, label=f"{verdict} ({len(values)})")
+    ax.set(xlabel="support by cited passages", ylabel="sentences", title="Sentence support")
+    ax.legend()
+    plots.save(fig, out / "support.png")
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.hist([o["timings"]["total_s"] for o in outcomes], bins=30, color="tab:green")
+    ax.set(xlabel="seconds per question (retrieve, generate, verify)", ylabel="questions", title="Latency")
+    plots.save(fig, out / "latency.png")
+
+
+def report(out: Path, metrics: dict[str, Any], outcomes: list[dict[str, Any]], title: str) -> None:
+    """results.json, results.md and the plots, beside outcomes.jsonl."""
+    atomic_write_text(out / "results.json", json.dumps({"title": title, "metrics": metrics}, indent=1) + "\n")
+    atomic_write_text(out / "results.md", markdown(metrics, title))
+    figures(metrics, outcomes, out)

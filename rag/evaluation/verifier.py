@@ -1,0 +1,137 @@
+"""Evaluate verifiers side by side: the project's cross-encoder against two baselines, token
+overlap and the generator used as a yes/no judge, on HaluEval dev rows and VitaminC.
+
+Every verifier's threshold comes from the same HaluEval calibration rows (the trained one's
+was set there by `rag train verifier`; the baselines get theirs here), so no threshold is
+tuned on the data it is scored on. VitaminC is evaluation only: True is supported, False
+and Neither are not.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.evaluation import metrics, plots
+from rag.training import verifier as training
+from rag.verify import Verifier
+
+JUDGE_SYSTEM = "You check facts. Reply with Yes or No only."
+
+
+@dataclass(frozen=True)
+class Labelled:
+    premise: str
+    hypothesis: str
+    label: int
+
+
+def vitaminc(path: Path, limit: int | None, seed: int = 0) -> list[Labelled]:
+    """A seeded sample of VitaminC ("Title: evidence\\nClaim: claim", True / False / Neither)."""
+    examples = json.loads(Path(path).read_text())["examples"]
+    out = []
+    for n, example in enumerate(examples):
+        evidence, sep, claim = example["input"].rpartition("\nClaim: ")
+        if not sep:
+            raise ValueError(f"{path}: example {n} has no 'Claim:' line")
+        verdict = max(example["target_scores"], key=example["target_scores"].get)
+        out.append(Labelled(evidence.strip(), claim.strip(), int(verdict == "True")))
+    return _sample(out, limit, seed)
+
+
+def halueval(rows: list[dict[str, Any]], limit: int | None, seed: int = 0) -> list[Labelled]:
+    """HaluEval's own task on `rows`: knowledge with the right answer and with the hallucinated one."""
+    pairs = [Labelled(p.premise, p.hypothesis, p.label) for p in training.qa_pairs(rows)]
+    return _sample(pairs, limit, seed)
+
+
+def _sample(items: list[Labelled], limit: int | None, seed: int) -> list[Labelled]:
+    return random.Random(seed).sample(items, limit) if limit and limit < len(items) else items
+
+
+class JudgeVerifier:
+    """Baseline: the generator asked whether the passage supports the claim; the score is its
+    probability of "Yes" against "No"."""
+
+    def __init__(self, generator: Any, threshold: float = 0.5) -> None:
+        self.generator = generator
+        self.name = f"judge ({generator.name})"
+        self.threshold = threshold
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        return [self.generator.option_probabilities(_judge_messages(p, h), ("Yes", "No"))[0] for p, h in pairs]
+
+
+def _judge_messages(premise: str, hypothesis: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": JUDGE_SYSTEM},
+            {"role": "user", "content": f"Passage: {premise}\n\nClaim: {hypothesis}\n\n"
+                                        "Does the passage support the claim? Answer Yes or No."}]
+
+
+def score(verifier: Verifier, items: list[Labelled], threshold: float,
+          progress: Callable[[int], None] | None = None, batch: int = 32) -> dict[str, Any]:
+    """Balanced accuracy at `threshold`, ROC AUC, calibration bins, time per pair, and the scores."""
+    verifier.scores([(i.premise, i.hypothesis) for i in items[:1]])  # loading the model is not time per pair
+    start, found = time.perf_counter(), []
+    for first in range(0, len(items), batch):
+        chunk = items[first: first + batch]
+        found += verifier.scores([(i.premise, i.hypothesis) for i in chunk])
+        if progress:
+            progress(len(chunk))
+    labels = [i.label for i in items]
+    return {"pairs": len(items), "supported_share": round(sum(labels) / max(1, len(labels)), 4),
+            "threshold": round(threshold, 4),
+            "balanced_accuracy": round(metrics.balanced_accuracy([s >= threshold for s in found], labels), 4),
+            "roc_auc": _round(metrics.roc_auc(found, labels)),
+            "ms_per_pair": round(1000 * (time.perf_counter() - start) / max(1, len(items)), 2),
+            "calibration": metrics.calibration(found, labels), "scores": [round(s, 4) for s in found]}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def evaluate(verifiers: dict[str, Verifier], calibration: list[Labelled], datasets: dict[str, list[Labelled]],
+             calibrate: Collection[str] = (), progress: Callable[[int], None] | None = None
+             ) -> dict[str, dict[str, dict[str, Any]]]:
+    """results[verifier][dataset]. The verifiers named in `calibrate` (the baselines) get their
+    threshold from `calibration` first; the others keep theirs (the trained one's, from training)."""
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, verifier in verifiers.items():
+        threshold = verifier.threshold
+        if name in calibrate:
+            found = score(verifier, calibration, 0.5, progress)
+            threshold = training.best_threshold(found["scores"], [i.label for i in calibration])
+        results[name] = {data: score(verifier, items, threshold, progress) for data, items in datasets.items()}
+    return results
+
+
+def markdown_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    lines = ["| verifier | dataset | pairs | balanced accuracy | ROC AUC | threshold | ms / pair |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, by_data in results.items():
+        for data, r in by_data.items():
+            auc = "n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
+            lines.append(f"| {name} | {data} | {r['pairs']} | {r['balanced_accuracy']:.3f} | {auc} | "
+                         f"{r['threshold']:.3f} | {r['ms_per_pair']:.1f} |")
+    return "\n".join(lines)
+
+
+def calibration_plot(results: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
+    """One reliability diagram per dataset: share supported against mean score, per verifier."""
+    plt = plots.pyplot()
+    datasets = list(next(iter(results.values())))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4.5), squeeze=False)
+    for ax, data in zip(axes[0], datasets, strict=True):
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
+        for name, by_data in results.items():
+            bins = by_data[data]["calibration"]
+            ax.plot([b["mean_score"] for b in bins], [b["positive_share"] for b in bins], marker="o", label=name)
+        ax.set(title=data, xlabel="mean score in bin", ylabel="share supported", xlim=(0, 1), ylim=(0, 1))
+        ax.legend(fontsize=8)
+    plots.save(fig, path)

@@ -1,0 +1,200 @@
+"""Train the verifier: a cross-encoder from the packaged MiniLM body that reads (passage, claim)
+and gives P(the passage supports the claim).
+
+Pairs come from HaluEval QA rows, whose hallucinated answers are fluent and on topic, so
+the model cannot lean on topic overlap alone:
+- supported: the row's knowledge with "question + right answer", and with one of its own
+  sentences copied (a claim can be a whole statement, not only an answer);
+- unsupported: the knowledge with "question + hallucinated answer"; with the right answer or a
+  knowledge sentence after one number or name in it was swapped (the near-copies that token
+  overlap cannot tell apart, as in VitaminC); and another row's knowledge (BM25's best match for
+  the question) with the right answer, which is true but not said by that passage.
+The rows just before the last `dev_rows` calibrate the threshold; the last `dev_rows` are the
+project's dev split, never trained or calibrated on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rag import crossencoder, lexical, models
+from rag.fsutil import read_jsonl
+from rag.training import loop
+from rag.verify import SPEC, claim
+
+FIELDS = ("knowledge", "question", "right_answer", "hallucinated_answer")
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A run of capitalised words, not the first word of the text: a name to swap.
+NAME = re.compile(r"(?<=\s)[A-Z][\w'’.-]*(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'’.-]*)*")
+SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s+|(?=[A-Z]))")
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    base: str = "all-MiniLM-L6-v2"
+    dev_rows: int = 1000  # the last rows of the file: never trained or calibrated on
+    calibration_rows: int = 500  # the rows before those: pick the threshold
+    limit: int | None = None  # train on the first `limit` rows only
+    epochs: int = 1
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    warmup: float = 0.1
+    max_length: int = 192  # premise + claim tokens (HaluEval knowledge is ~75 words)
+    seed: int = 0
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Pair:
+    premise: str
+    hypothesis: str
+    label: int  # 1 supported, 0 not
+    kind: str  # how it was made (see the module docstring)
+
+
+def split(path: Path, config: VerifierConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                      list[dict[str, Any]]]:
+    """Train, calibration and dev rows, in file order (dev last, as every project split here)."""
+    rows = read_jsonl(path, FIELDS)
+    held = config.dev_rows + config.calibration_rows
+    if len(rows) <= held:
+        raise ValueError(f"{path}: {len(rows)} rows, need more than the {held} kept for calibration and dev")
+    train = rows[: len(rows) - held][: config.limit]
+    return train, rows[len(rows) - held: len(rows) - config.dev_rows], rows[len(rows) - config.dev_rows:]
+
+
+def qa_pairs(rows: list[dict[str, Any]]) -> list[Pair]:
+    """HaluEval's own task: knowledge with the right answer (supported) and the hallucinated one."""
+    return [p for r in rows for p in (Pair(r["knowledge"], claim(r["question"], r["right_answer"]), 1, "right"),
+                                      Pair(r["knowledge"], claim(r["question"], r["hallucinated_answer"]), 0,
+                                           "hallucinated"))]
+
+
+def pairs(rows: list[dict[str, Any]], seed: int = 0) -> list[Pair]:
+    """Every kind of pair for `rows` (see the module docstring), shuffled with `seed`."""
+    rng = random.Random(seed)
+    names = [n for r in rows for n in NAME.findall(" " + r["knowledge"])]
+    knowledge = list(dict.fromkeys(r["knowledge"] for r in rows))
+    bm25 = lexical.fit(lexical.terms(knowledge))
+    nearest = lexical.top(bm25, [r["question"] for r in rows], 3, len(knowledge))
+    out = qa_pairs(rows)
+    for row, near in zip(rows, nearest, strict=True):
+        text, right = row["knowledge"], claim(row["question"], row["right_answer"])
+        other = next((knowledge[i] for i in near if knowledge[i] != text), None)
+        if other and row["right_answer"].lower() not in other.lower():
+            out.append(Pair(other, right, 0, "other_passage"))
+        swapped = swap(row["right_answer"], text, names, rng)
+        if swapped:
+            out.append(Pair(text, claim(row["question"], swapped), 0, "swapped_answer"))
+        sentence = rng.choice(sentences(text))
+        out.append(Pair(text, sentence, 1, "copied_sentence"))
+        changed = swap(sentence, text, names, rng)
+        if changed:
+            out.append(Pair(text, changed, 0, "swapped_sentence"))
+    rng.shuffle(out)
+    return out
+
+
+def sentences(text: str) -> list[str]:
+    """HaluEval knowledge joins its paragraphs without a space ("...century.First for Women ...")."""
+    return [s.strip() for s in SENTENCE_END.split(text) if len(s.split()) >= 4] or [text]
+
+
+def swap(text: str, premise: str, names: list[str], rng: random.Random) -> str | None:
+    """`text` with one number changed or one name replaced by another name (from the premise when
+    it has one the text lacks: the hardest case), or None when it has neither. The new value never
+    occurs in the premise, so the result is not supported by it."""
+    numbers = NUMBER.findall(text)
+    if numbers and (rng.random() < 0.5 or not NAME.search(" " + text)):
+        old = rng.choice(numbers)
+        new = _other_number(old, rng)
+        return None if new in premise else text.replace(old, new, 1)
+    found = NAME.findall(" " + text)
+    if not found:
+        return None
+    old = rng.choice(found)
+    local = [n for n in NAME.findall(" " + premise) if n not in text and old not in n]
+    pool = local if local and rng.random() < 0.5 else names
+    name = rng.choice(pool) if pool else None
+    if not name or name == old or (name.lower() in premise.lower() and name not in local):
+        return None
+    changed = text.replace(old, name, 1)
+    return None if changed.lower() in premise.lower() else changed  # swapping may rebuild a true sentence
+
+
+def _other_number(value: str, rng: random.Random) -> str:
+    digits = [c for c in value if c.isdigit()]
+    while True:
+        candidate = "".join(rng.choice("0123456789") if c.isdigit() and rng.random() < 0.5 else c for c in value)
+        if candidate != value and not (len(digits) > 1 and candidate[0] == "0"):
+            return candidate
+
+
+def train(data: Path, out: Path, config: VerifierConfig = VerifierConfig(),
+          progress: loop.Progress | None = None) -> dict[str, object]:
+    """Fine-tune, calibrate the threshold, and write `out` (weights + verifier.json)."""
+    loop.seed_and_threads(config.seed, config.threads)
+    train_rows, calibration_rows, _ = split(data, config)
+    examples = pairs(train_rows, config.seed)
+    tokenizer, model = crossencoder.trainable(config.base)
+    start = time.perf_counter()
+    steps, final = loop.fit(model, examples, lambda batch: _loss(model, tokenizer, batch, config.max_length),
+                            epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                            warmup=config.warmup, seed=config.seed, first_loss=math.log(2), progress=progress)
+    calibration = qa_pairs(calibration_rows)
+    scores = _scores(model, tokenizer, calibration, config.max_length)
+    threshold = best_threshold(scores, [p.label for p in calibration])
+    kinds: dict[str, int] = {}
+    for p in examples:
+        kinds[p.kind] = kinds.get(p.kind, 0) + 1
+    record = {"base": models.canonical_name(config.base), "max_length": config.max_length, "threshold": threshold,
+              "config": asdict(config), "data": str(data), "rows": len(train_rows), "pairs": kinds,
+              "steps": steps, "final_loss": round(final, 4), "train_s": round(time.perf_counter() - start, 1)}
+    crossencoder.save(model, out, SPEC, record)
+    return record
+
+
+def best_threshold(scores: list[float], labels: list[int]) -> float:
+    """The cut on `scores` with the best balanced accuracy (ties: the middle of the best run)."""
+    from rag.evaluation.metrics import balanced_accuracy
+
+    candidates = sorted(set(scores))
+    cuts = [(a + b) / 2 for a, b in itertools.pairwise(candidates)] or [0.5]
+    results = [balanced_accuracy([s >= c for s in scores], labels) for c in cuts]
+    best = max(results)
+    winners = [c for c, r in zip(cuts, results, strict=True) if r == best]
+    return round(winners[len(winners) // 2], 4)
+
+
+def _loss(model: Any, tokenizer: Any, batch: list[Pair], max_length: int) -> Any:
+    import torch
+
+    logits = _logits(model, tokenizer, batch, max_length)
+    labels = torch.tensor([float(p.label) for p in batch])
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+
+def encode(tokenizer: Any, batch: list[Pair], max_length: int) -> Any:
+    """Premise and hypothesis as one input, cut to `max_length` by trimming the longer of the two
+    (a long hallucinated answer must not crash a run that only trims premises)."""
+    return tokenizer([p.premise for p in batch], [p.hypothesis for p in batch], truncation="longest_first",
+                     max_length=max_length, padding=True, return_tensors="pt")
+
+
+def _logits(model: Any, tokenizer: Any, batch: list[Pair], max_length: int) -> Any:
+    return model(**encode(tokenizer, batch, max_length)).logits.view(-1)
+
+
+def _scores(model: Any, tokenizer: Any, examples: list[Pair], max_length: int, batch: int = 64) -> list[float]:
+    import torch
+
+    with torch.inference_mode():
+        return [float(s) for first in range(0, len(examples), batch)
+                for s in torch.sigmoid(_logits(model, tokenizer, examples[first: first + batch], max_length))]

@@ -1,0 +1,210 @@
+"""What the web UI needs from the pipeline, behind one protocol, and the real implementation.
+
+The pages only talk to a `Service`, so tests can hand them a fake one (no models) and the
+real one can be swapped (`$RAG_UI_SERVICE=module:factory`). `LocalService` holds the index,
+the generator and the verifier, loaded once per process and shared by every browser session
+(Streamlit's `cache_resource`); one lock serialises work on them, as two CPU-bound answers at
+once would each take twice as long anyway.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+from rag import verify
+from rag.answer import Answer, AnswerConfig, Answerer
+from rag.generate import backends
+from rag.generate.weights import DEFAULT_GENERATOR
+from rag.index import DEFAULT_INDEX, Index
+from rag.ingest.pipeline import IngestReport
+from rag.retrieve import MODES
+from rag.ui import uploads
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Per-question choices from the sidebar (kept per browser session, never shared)."""
+
+    mode: str = "hybrid"
+    k: int = AnswerConfig.k
+    strict: bool = False
+    server: str = ""  # empty: the generator in process; else an OpenAI-compatible base URL
+    generator: str = DEFAULT_GENERATOR
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str  # relative to the corpus folder
+    status: str  # "indexed", "failed", or "not indexed" (on disk, waiting for a rebuild)
+    chunks: int
+    indexed_at: float | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    metrics: dict[str, Any]
+    report_dir: Path | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class Service(Protocol):
+    corpus: Path
+
+    def ask(self, question: str, settings: Settings) -> Iterator[str | Answer]: ...
+
+    def files(self) -> list[FileRow]: ...
+
+    def upload(self, name: str, data: bytes) -> Path: ...
+
+    def remove(self, relative: str) -> None: ...
+
+    def rebuild(self, progress: Progress) -> IngestReport: ...
+
+    def context(self, source: str, start: int, end: int, page: int | None) -> tuple[str, int, int]:
+        """The text around [start, end) of `source` (the page, for a PDF), with the span's offsets in it."""
+        ...
+
+    def evaluate(self, dataset: Path, progress: Progress) -> EvalResult: ...
+
+    def evaluate_retrieval(self, dataset: Path, progress: Progress) -> EvalResult: ...
+
+
+class LocalService:
+    """The real pipeline over one index and one corpus folder."""
+
+    def __init__(self, index: str | Path = DEFAULT_INDEX, corpus: str | Path = "corpus",
+                 reports: str | Path = "reports/ui") -> None:
+        self.index = Index(index)
+        self.corpus = Path(corpus)
+        self.reports = Path(reports)
+        self.lock = threading.RLock()
+        self._generators: dict[tuple[str, str], backends.Generator] = {}
+
+    @classmethod
+    def from_env(cls) -> LocalService:
+        return cls(os.environ.get("RAG_INDEX", str(DEFAULT_INDEX)), os.environ.get("RAG_CORPUS", "corpus"))
+
+    @cached_property
+    def verifier(self) -> verify.CrossEncoderVerifier:
+        return verify.CrossEncoderVerifier()
+
+    def generator(self, settings: Settings) -> backends.Generator:
+        key = (settings.server, settings.generator)
+        if key not in self._generators:
+            self._generators[key] = backends.make(settings.generator, settings.server or None,
+                                                  os.environ.get("RAG_API_KEY"))
+        return self._generators[key]
+
+    def ask(self, question: str, settings: Settings) -> Iterator[str | Answer]:
+        with self.lock:
+            answerer = Answerer(self.index, self.generator(settings), AnswerConfig(k=settings.k, mode=settings.mode))
+            yield from verify.stream(answerer.stream(question), self.verifier, settings.strict)
+
+    def files(self) -> list[FileRow]:
+        with self.lock:  # reading may reopen the snapshot, which must not close under a running answer
+            snapshot = self.index.snapshot()
+            manifest, failures = snapshot.manifest(), snapshot.failures()
+        rows = {}
+        for path, record in manifest.items():
+            rows[path] = FileRow(self._relative(path), "indexed", record.n_chunks, record.indexed_at)
+        for path, error in failures.items():
+            rows[path] = FileRow(self._relative(path), "failed", 0, None, error)
+        for found in self.corpus.rglob("*"):
+            full = str(found.resolve())
+            hidden = any(part.startswith(".") for part in found.relative_to(self.corpus).parts)
+            if found.is_file() and not hidden and found.suffix.lower() in uploads.ALLOWED and full not in rows:
+                rows[full] = FileRow(self._relative(full), "not indexed", 0, None)
+        return sorted(rows.values(), key=lambda r: r.path)
+
+    def _relative(self, path: str) -> str:
+        try:
+            return str(Path(path).relative_to(self.corpus.resolve()))
+        except ValueError:
+            return path
+
+    def upload(self, name: str, data: bytes) -> Path:
+        return uploads.save(self.corpus, name, data)
+
+    def remove(self, relative: str) -> None:
+        """Delete a corpus file (the next rebuild drops it from the index)."""
+        target = (self.corpus / relative).resolve()
+        if not target.is_relative_to(self.corpus.resolve()) or not target.is_file():
+            raise uploads.UploadError(f"{relative!r} is not a file of the corpus")
+        target.unlink()
+
+    def rebuild(self, progress: Progress) -> IngestReport:
+        with self.lock:
+            return self.index.ingest([self.corpus], progress=False, on_progress=progress)
+
+    def context(self, source: str, start: int, end: int, page: int | None,
+                around: int = 1500) -> tuple[str, int, int]:
+        with self.lock:
+            snapshot = self.index.snapshot()
+            text = snapshot.document_text(source)
+            span = snapshot.page_span(source, page) if page else None
+        lo, hi = span or (max(0, start - around), min(len(text), end + around))
+        return text[lo:hi], start - lo, end - lo
+
+    def evaluate(self, dataset: Path, progress: Progress) -> EvalResult:
+        """`rag eval answers` on a JSON-lines question file over this index (report under reports/ui/)."""
+        from rag.evaluation import answers as ea
+
+        problems: list[str] = []
+        questions = ea.load_jsonl(dataset, problems)
+        settings = Settings()
+        out = self.reports / dataset.stem
+        ea.prepare(out, {"dataset": str(dataset), "index": str(self.index.path), "generator": settings.generator})
+        done = 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            progress(done, len(questions))
+
+        with self.lock:
+            answerer = Answerer(self.index, self.generator(settings), AnswerConfig())
+            outcomes = ea.run(answerer, self.verifier, questions, out, progress=step)
+        metrics = ea.score(outcomes)
+        ea.report(out, metrics, outcomes, f"Answers: {dataset.name}")
+        return EvalResult(metrics, out, problems)
+
+
+    def evaluate_retrieval(self, dataset: Path, progress: Progress) -> EvalResult:
+        """Per retrieval mode: a gold answer in the top k, MRR, latency (questions with gold answers)."""
+        from rag.evaluation import answers as ea
+
+        problems: list[str] = []
+        questions = ea.load_jsonl(dataset, problems)
+        graded = sum(q.answerable and bool(q.answers) for q in questions)
+        done = 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            progress(done, graded * len(MODES))
+
+        with self.lock:
+            results = ea.retrieval(self.index, questions, MODES, AnswerConfig.k, step)
+        return EvalResult({f"{mode} {name}": value for mode, r in results.items() for name, value in r.items()},
+                          None, problems)
+
+
+def load(spec: str | None = None) -> Service:
+    """The service named by `spec` or $RAG_UI_SERVICE ("module:factory"), else LocalService.from_env()."""
+    spec = spec or os.environ.get("RAG_UI_SERVICE")
+    if not spec:
+        return LocalService.from_env()
+    module, _, name = spec.partition(":")
+    factory: Any = getattr(importlib.import_module(module), name)
+    service: Service = factory()
+    return service

@@ -1,0 +1,152 @@
+"""The verifier: how well each answer sentence is supported by the passages it cites.
+
+A verifier scores (premise, hypothesis) pairs with P(the premise supports the hypothesis).
+The default is the project's own cross-encoder (`rag train verifier`, shipped in the package,
+with its calibrated threshold); `OverlapVerifier` is the token-overlap baseline.
+
+`check` scores every sentence of an answer against every passage the model was shown, so
+it can tell a sentence its citation supports ("supported") from one another shown passage
+supports ("mis-cited") and from one nothing shown supports ("unsupported"). With `strict`,
+sentences that are not supported are dropped, and an answer left with none abstains.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+from rag import crossencoder, lexical, models
+from rag.answer import Answer
+from rag.generate import citations as cites
+from rag.generate.prompt import ABSTAIN
+
+SPEC = "verifier.json"  # written by `rag train verifier`: base model, max_length, threshold, record
+SHIPPED_VERIFIER = Path(__file__).parent / "shipped" / "verifier-minilm"
+UNSUPPORTED_ANSWER = "unsupported_answer"  # abstain_reason when strict checking dropped every sentence
+VERDICTS = ("supported", "mis-cited", "unsupported")
+
+
+class Verifier(Protocol):
+    name: str
+    threshold: float  # scores at or above it count as supported
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """P(supported) in [0, 1] for each (premise, hypothesis)."""
+        ...
+
+
+class CrossEncoderVerifier:
+    """A cross-encoder folder written by `rag train verifier` (default: the shipped one)."""
+
+    def __init__(self, path: str | Path | None = None, device: str | None = None, batch_size: int = 32) -> None:
+        self.path = Path(path) if path else SHIPPED_VERIFIER
+        spec_file = self.path / SPEC
+        if not spec_file.is_file():
+            raise models.ModelNotFoundError(f"verifier {self.path} has no {SPEC} (write one with rag train verifier)")
+        self.spec = json.loads(spec_file.read_text())
+        self.name = self.path.name
+        self.threshold = float(self.spec["threshold"])
+        self.device = device
+        self.batch_size = batch_size
+
+    @cached_property
+    def model(self) -> Any:
+        return crossencoder.load(self.path, SPEC, self.device)
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        import torch
+
+        if not pairs:
+            return []
+        found = self.model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False,
+                                   activation_fn=torch.nn.Sigmoid())
+        return [float(s) for s in found]
+
+
+class OverlapVerifier:
+    """Baseline: the share of the hypothesis's content terms (stemmed, stopwords out) found in the premise."""
+
+    name = "token-overlap"
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        premises = lexical.terms([p for p, _ in pairs])
+        hypotheses = lexical.terms([h for _, h in pairs])
+        return [len(set(h) & set(p)) / len(set(h)) if h else 0.0
+                for p, h in zip(premises, hypotheses, strict=True)]
+
+
+def claim(question: str, sentence: str) -> str:
+    """What is checked: an answer sentence with its question ("Delhi" alone claims nothing).
+    The verifier was trained on claims made the same way."""
+    return f"{question.strip()} {sentence.strip()}"
+
+
+def check(answer: Answer, verifier: Verifier, strict: bool = False) -> Answer:
+    """`answer` with each sentence's support by its citations, verdict and best passage, and its
+    faithfulness: the share of sentences some shown passage supports (RAGAS-style; a mis-cited
+    sentence is faithful, but not `supported`). `strict` drops sentences that are not supported."""
+    if answer.abstained or not answer.sentences:
+        return answer
+    start = time.perf_counter()
+    shown = [hit.text for hit in answer.retrieved]
+    pairs = [(text, claim(answer.question, s.text)) for s in answer.sentences for text in shown]
+    flat = verifier.scores(pairs)
+    rows = [flat[i * len(shown):(i + 1) * len(shown)] for i in range(len(answer.sentences))]
+    sentences = [_judge(s, row, verifier.threshold) for s, row in zip(answer.sentences, rows, strict=True)]
+    timings = answer.timings | {"verify_s": round(time.perf_counter() - start, 3)}
+    faithfulness = round(sum(s.verdict != "unsupported" for s in sentences) / len(sentences), 4)
+    checked = replace(answer, sentences=sentences, faithfulness=faithfulness, timings=timings)
+    return _strict(checked) if strict else checked
+
+
+def stream(items: Iterator[str | Answer], verifier: Verifier, strict: bool = False) -> Iterator[str | Answer]:
+    """An answer stream (Answerer.stream) whose final Answer is checked. Text pieces pass through
+    as they come: in strict mode the final Answer's text is what remains after dropping."""
+    for item in items:
+        yield check(item, verifier, strict) if isinstance(item, Answer) else item
+
+
+def _judge(sentence: cites.Sentence, row: list[float], threshold: float) -> cites.Sentence:
+    best = max(range(len(row)), key=row.__getitem__)
+    cited = [row[n - 1] for n in sentence.citations]
+    support = max(cited, default=0.0)
+    if support >= threshold:
+        verdict = "supported"
+    elif row[best] >= threshold:
+        verdict = "mis-cited"
+    else:
+        verdict = "unsupported"
+    return replace(sentence, support=round(support, 4), citation_support=[round(c, 4) for c in cited],
+                   supported=verdict == "supported", verdict=verdict, best_marker=best + 1)
+
+
+def _strict(answer: Answer) -> Answer:
+    """Keep the supported sentences (and their citations); abstain when none is left."""
+    kept, citations, position = [], [], 0
+    for sentence in answer.sentences:
+        mine = answer.citations[position: position + len(sentence.citations)]
+        position += len(sentence.citations)
+        if sentence.supported:
+            kept.append(sentence)
+            citations += mine
+    if len(kept) == len(answer.sentences):
+        return answer
+    if not kept:
+        return replace(answer, answer=ABSTAIN, abstained=True, abstain_reason=UNSUPPORTED_ANSWER, sentences=[],
+                       citations=[])
+    return replace(answer, answer=" ".join(_with_markers(s) for s in kept), sentences=kept, citations=citations)
+
+
+def _with_markers(sentence: cites.Sentence) -> str:
+    """The sentence written back as the model writes it: "It rains [1]." """
+    markers = "".join(f"[{n}]" for n in sentence.citations)
+    body, end = (sentence.text[:-1], sentence.text[-1]) if sentence.text[-1:] in ".!?" else (sentence.text, "")
+    return f"{body} {markers}{end}" if markers else sentence.text

@@ -1,0 +1,132 @@
+"""`rag eval answers`: question files, metrics by hand, resuming after an interruption, report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.answer import Answer
+from rag.evaluation import answers as ea
+from rag.generate.prompt import ABSTAIN
+from tests.test_verify import PASSAGES, KeywordVerifier, answer, hit
+
+
+class FakeAnswerer:
+    """Answers from a script: question -> answer text over PASSAGES (ABSTAIN abstains)."""
+
+    def __init__(self, script: dict[str, str]) -> None:
+        self.script = script
+        self.asked: list[str] = []
+
+    def ask(self, question: str) -> Answer:
+        self.asked.append(question)
+        text = self.script[question]
+        if text == ABSTAIN:
+            return Answer(question, text, True, "model_abstained", [], [], [hit(1, PASSAGES[0])], [], 0, "m", 3,
+                          {"total_s": 0.5})
+        made = answer(text, PASSAGES)
+        return Answer(question, *[getattr(made, f) for f in ("answer", "abstained", "abstain_reason", "sentences",
+                                                             "citations", "retrieved", "dropped", "invalid_markers",
+                                                             "model", "prompt_tokens", "timings")])
+
+
+SCRIPT = {"Where do bees live?": "Bees live in hives [1].",
+          "Where do ants live?": "Ants live in nests [3]. Cows fly [2].",
+          "Who founded the hive?": ABSTAIN,
+          "What do wasps build?": "Wasps build paper nests [3]."}
+QUESTIONS = [ea.Question("1", "Where do bees live?", ["in hives"]),
+             ea.Question("2", "Where do ants live?", ["nests"]),
+             ea.Question("3", "Who founded the hive?", [], answerable=False),
+             ea.Question("4", "What do wasps build?", [], answerable=False)]
+
+
+def test_question_files_report_bad_lines_by_number_and_keep_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join([json.dumps({"question": "Where?", "answers": ["here"]}), "{broken",
+                               json.dumps({"question": "Why?", "answers": "because"}),
+                               json.dumps({"question": "When?", "answerable": "no"}),
+                               json.dumps({"answers": ["x"]}),
+                               json.dumps({"question": "Who?", "answerable": False, "id": "who"}),
+                               json.dumps({"question": "Who again?", "id": "who"})]) + "\n")
+    problems: list[str] = []
+    questions = ea.load_jsonl(path, problems)
+    assert [(q.id, q.question, q.answers, q.answerable) for q in questions] == [
+        ("1", "Where?", ["here"], True), ("who", "Who?", [], False)]
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "line 2 is not JSON (Expecting property name enclosed in double quotes)",
+        "line 5 lacks a string 'question'", "question 2 ('Why?'): 'answers' must be a list of strings",
+        "question 3 ('When?'): 'answerable' must be true or false", "question 5: duplicate id 'who'"]
+
+
+def test_metrics_by_hand() -> None:
+    fake = FakeAnswerer(SCRIPT)
+    outcomes = ea.run(fake, KeywordVerifier(), QUESTIONS, None)  # type: ignore[arg-type]
+    m = ea.score(outcomes)
+    assert (m["questions"], m["answerable"], m["unanswerable"], m["sentences"]) == (4, 2, 2, 4)
+    # sentences: bees supported; ants mis-cited ([3] is about wasps); cows unsupported; wasps supported
+    assert m["faithfulness"] == 0.75 and m["citation_recall"] == 0.5
+    assert m["citation_precision"] == 0.5  # [1] and wasps' [3] support their sentences; ants' [3], cows' [2] do not
+    assert m["exact_match"] == 0.0 and m["f1"] == pytest.approx(round((2 / 3 + 2 / 7) / 2, 4))  # markers are not words
+    assert m["abstention"] == 0.5 and m["wrong_abstention"] == 0.0
+    assert m["gold_retrieved"] == 1.0  # "in hives" and "nests" are in shown passages
+    assert m["total_p50_s"] is not None and m["verify_p99_s"] is not None
+
+
+def test_an_interrupted_run_resumes_without_redoing_finished_questions(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    ea.prepare(out, {"dataset": "d"})
+    first = FakeAnswerer(SCRIPT)
+    done = 0
+
+    def stop_after_two(n: int) -> None:
+        nonlocal done
+        done += n
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ea.run(first, KeywordVerifier(), QUESTIONS, out, progress=stop_after_two)  # type: ignore[arg-type]
+    assert first.asked == [q.question for q in QUESTIONS[:2]]
+    with (out / ea.OUTCOMES).open("a") as fh:
+        fh.write('{"id": "3", "question": "Who fou')  # a crash in the middle of a line
+    second = FakeAnswerer(SCRIPT)
+    outcomes = ea.run(second, KeywordVerifier(), QUESTIONS, out)  # type: ignore[arg-type]
+    assert second.asked == [q.question for q in QUESTIONS[2:]]
+    assert [o["id"] for o in outcomes] == ["1", "2", "3", "4"]
+    lines = (out / ea.OUTCOMES).read_text().splitlines()
+    assert sorted(json.loads(x)["id"] for x in lines) == ["1", "2", "3", "4"]
+    with pytest.raises(ValueError, match="holds a run with other settings"):
+        ea.prepare(out, {"dataset": "other"})
+    ea.prepare(out, {"dataset": "d"})  # the same settings resume
+
+
+def test_report_files_are_written_and_well_formed(tmp_path: Path) -> None:
+    outcomes = ea.run(FakeAnswerer(SCRIPT), KeywordVerifier(), QUESTIONS, None)  # type: ignore[arg-type]
+    metrics = ea.score(outcomes)
+    ea.report(tmp_path, metrics, outcomes, "Answers: demo")
+    saved: dict[str, Any] = json.loads((tmp_path / "results.json").read_text())
+    assert saved["metrics"] == metrics and saved["title"] == "Answers: demo"
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| faithfulness | 0.75 |" in markdown and "![support](support.png)" in markdown
+    for name in ("metrics.png", "support.png", "latency.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_retrieval_check_finds_passages_holding_a_gold_answer(tmp_path: Path, corpus: Path, fake: Any) -> None:
+    from rag import Index
+
+    index = Index(tmp_path / "idx", embedder=fake)
+    index.ingest([corpus], progress=False)
+    questions = [ea.Question("1", "Skerry Point lighthouse keeper wicks", ["Skerry Point"]),
+                 ea.Question("2", "Skerry Point lighthouse", ["no such words anywhere"]),
+                 ea.Question("3", "unanswerable", [], answerable=False)]
+    found = ea.retrieval(index, questions, ["bm25", "hybrid"], k=3)
+    assert set(found) == {"bm25", "hybrid"}
+    for mode in found.values():
+        assert mode["questions"] == 2 and mode["answer_in_top_3"] == 0.5 and mode["mrr"] == 0.5
+        assert mode["latency_p50_ms"] is not None

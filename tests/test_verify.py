@@ -1,0 +1,173 @@
+"""The verifier: checking answers with a fake verifier (fast), the training pairs, the metrics,
+and the shipped cross-encoder and `rag verify` for real."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from rag import models, verify
+from rag.answer import Answer
+from rag.evaluation import metrics
+from rag.generate import citations as cites
+from rag.generate.prompt import ABSTAIN
+from rag.retrieve import Hit
+from rag.training import verifier as training
+from tests.conftest import rag_env, write_halueval
+
+
+class KeywordVerifier:
+    """Supported iff every word of the claim after the question mark is in the premise."""
+
+    name = "keywords"
+    threshold = 0.5
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        self.calls += pairs
+        return [0.9 if all(w in p.lower() for w in h.split("?")[-1].lower().strip(" .").split()) else 0.1
+                for p, h in pairs]
+
+
+def hit(rank: int, text: str) -> Hit:
+    return Hit(rank, rank, f"/docs/{rank}.md", None, 0, len(text), 1.0, "", text)
+
+
+def answer(text: str, passages: list[str]) -> Answer:
+    hits = [hit(n, t) for n, t in enumerate(passages, 1)]
+    parsed = cites.parse(text, hits)
+    return Answer("Where do bees live?", text, False, None, parsed.sentences, parsed.citations, hits, [], 0,
+                  "scripted", 10, {"total_s": 1.0})
+
+
+PASSAGES = ["bees live in hives", "ants live in nests", "wasps build paper nests"]
+
+
+def test_each_sentence_is_supported_mis_cited_or_unsupported() -> None:
+    checked = verify.check(answer("Bees live in hives [1]. Ants live in nests [3]. Cows fly [2].", PASSAGES),
+                           KeywordVerifier())
+    assert [s.verdict for s in checked.sentences] == ["supported", "mis-cited", "unsupported"]
+    assert [s.supported for s in checked.sentences] == [True, False, False]
+    assert [s.best_marker for s in checked.sentences][:2] == [1, 2]
+    assert checked.sentences[0].support == 0.9 and checked.sentences[0].citation_support == [0.9]
+    assert checked.faithfulness == round(2 / 3, 4)  # a mis-cited sentence is still backed by the passages
+    assert "verify_s" in checked.timings and checked.answer.startswith("Bees live")
+
+
+def test_the_claim_checked_includes_the_question() -> None:
+    fake = KeywordVerifier()
+    verify.check(answer("In hives [1].", PASSAGES), fake)
+    assert fake.calls[0] == (PASSAGES[0], "Where do bees live? In hives.")
+    assert len(fake.calls) == len(PASSAGES)  # against every shown passage, to find a better one
+
+
+def test_strict_drops_unsupported_sentences_and_abstains_when_none_is_left() -> None:
+    kept = verify.check(answer("Bees live in hives [1]. Cows fly [2, 3].", PASSAGES), KeywordVerifier(), strict=True)
+    assert kept.answer == "Bees live in hives [1]." and [s.text for s in kept.sentences] == ["Bees live in hives."]
+    assert [c.marker for c in kept.citations] == [1] and not kept.abstained
+    none = verify.check(answer("Cows fly [2].", PASSAGES), KeywordVerifier(), strict=True)
+    assert none.abstained and none.abstain_reason == verify.UNSUPPORTED_ANSWER and none.answer == ABSTAIN
+    assert none.sentences == [] and none.citations == []
+    lenient = verify.check(answer("Cows fly [2].", PASSAGES), KeywordVerifier())
+    assert not lenient.abstained and lenient.faithfulness == 0.0
+
+
+def test_abstentions_are_not_checked() -> None:
+    abstained = Answer("q", ABSTAIN, True, "model_abstained", [], [], [hit(1, "x")], [], 0, "m", 5, {})
+    fake = KeywordVerifier()
+    assert verify.check(abstained, fake) is abstained and fake.calls == []
+
+
+def test_stream_passes_pieces_through_and_checks_the_final_answer() -> None:
+    final = answer("Bees live in hives [1].", PASSAGES)
+    items = list(verify.stream(iter(["Bees ", "live", final]), KeywordVerifier()))
+    assert items[:2] == ["Bees ", "live"] and isinstance(items[2], Answer) and items[2].faithfulness == 1.0
+
+
+def test_token_overlap_baseline() -> None:
+    overlap = verify.OverlapVerifier()
+    assert overlap.scores([("Bees live in hives.", "bees hives"), ("Bees live in hives.", "cows hives"),
+                           ("x", "the a")]) == [1.0, 0.5, 0.0]
+
+
+def test_metrics_by_hand() -> None:
+    labels = [1, 1, 0, 0]
+    assert metrics.balanced_accuracy([True, False, False, False], labels) == 0.75
+    assert metrics.balanced_accuracy([True] * 4, labels) == 0.5  # a constant guess, whatever the balance
+    assert metrics.roc_auc([0.9, 0.4, 0.5, 0.1], labels) == 0.75  # 3 of the 4 (pos, neg) pairs ordered right
+    assert metrics.roc_auc([0.9], [1]) is None
+    bins = metrics.calibration([0.05, 0.15, 0.95, 1.0], [0, 1, 1, 1], bins=10)
+    assert [b["count"] for b in bins] == [1, 1, 2] and bins[2]["positive_share"] == 1.0
+    assert training.best_threshold([0.2, 0.4, 0.6, 0.8], [0, 0, 1, 1]) == 0.5
+
+
+def test_training_pairs_cover_every_kind_with_the_right_labels(tmp_path: Path) -> None:
+    data = write_halueval(tmp_path / "qa.jsonl", 60)
+    train, calibration, dev = training.split(data, training.VerifierConfig(dev_rows=20, calibration_rows=10))
+    assert (len(train), len(calibration), len(dev)) == (30, 10, 20)
+    pairs = training.pairs(train)
+    kinds = {p.kind: p.label for p in pairs}
+    assert kinds == {"right": 1, "hallucinated": 0, "other_passage": 0, "swapped_answer": 0, "copied_sentence": 1,
+                     "swapped_sentence": 0}
+    for p in pairs:
+        if p.kind.startswith("swapped"):
+            assert p.hypothesis.split("?")[-1].strip() not in p.premise  # changed: no longer said by the premise
+        if p.kind == "other_passage":
+            own = next(r for r in train if r["question"] in p.hypothesis)
+            assert p.premise != own["knowledge"]
+    with pytest.raises(ValueError, match="need more than"):
+        training.split(data, training.VerifierConfig(dev_rows=50, calibration_rows=10))
+
+
+def test_swaps_change_one_number_or_name_to_something_the_premise_lacks() -> None:
+    rng = random.Random(1)
+    premise = "The Eiffel Tower in Paris was finished in 1889 by Gustave Eiffel."
+    made = [training.swap("It was finished in 1889 by Gustave Eiffel.", premise, ["Berlin", "Rome"], rng)
+            for _ in range(40)]
+    changed = [m for m in made if m]
+    assert len(changed) > 20 and len(set(changed)) > 5
+    assert not any(c == "It was finished in 1889 by Gustave Eiffel." or c in premise for c in changed)
+    assert training.swap("no names or numbers here", premise, ["Berlin"], rng) is None
+
+
+def test_over_long_pairs_are_trimmed_not_refused() -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(models.resolve("all-MiniLM-L6-v2")))
+    pairs = [training.Pair("short premise", "a very long hallucinated answer " * 100, 0, "hallucinated"),
+             training.Pair("a long premise " * 100, "short claim", 1, "right")]
+    encoded = training.encode(tokenizer, pairs, 192)
+    assert encoded["input_ids"].shape == (2, 192)
+
+
+@pytest.mark.slow
+def test_the_shipped_verifier_orders_clear_cases() -> None:
+    checker = verify.CrossEncoderVerifier()
+    premise = "The Eiffel Tower was completed in 1889 in Paris. It was designed by the company of Gustave Eiffel."
+    good, wrong_year, unrelated = checker.scores([
+        (premise, verify.claim("When was the Eiffel Tower completed?", "It was completed in 1889.")),
+        (premise, verify.claim("When was the Eiffel Tower completed?", "It was completed in 1925.")),
+        (premise, verify.claim("Who wrote Hamlet?", "William Shakespeare wrote Hamlet."))])
+    assert good > checker.threshold > max(wrong_year, unrelated)
+    assert min(good, wrong_year, unrelated) >= 0.0 and max(good, wrong_year, unrelated) <= 1.0
+
+
+@pytest.mark.slow
+def test_verify_command_scores_pairs_and_skips_bad_lines(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"premise": "Bees live in hives.", "hypothesis": "Bees live in hives."}) + "\n"
+                     + "{oops\n" + json.dumps({"premise": "x"}) + "\n")
+    result = subprocess.run([sys.executable, "-m", "rag", "verify", "--pairs", str(pairs), "--json"], cwd=tmp_path,
+                            env=rag_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1  # some lines were skipped
+    assert "line 2 is not JSON" in result.stderr and "line 3 lacks a string 'hypothesis'" in result.stderr
+    [line] = [json.loads(x) for x in result.stdout.splitlines()]
+    assert line["supported"] is True and 0.5 < line["score"] <= 1.0 and line["premise"] == "Bees live in hives."
