@@ -538,7 +538,8 @@ def _eval_verifier(args: argparse.Namespace) -> int:
 
     _, calibration_rows, dev_rows = training.split(args.halueval, training.VerifierConfig())
     calibration = ev.halueval(calibration_rows, args.calibration_limit)
-    datasets = {"halueval-dev": ev.halueval(dev_rows, args.limit)}
+    datasets = {"halueval-dev": ev.halueval(dev_rows, args.limit),
+                "halueval-dev-sentences": ev.halueval_sentences(dev_rows, args.limit)}
     if args.vitaminc:
         datasets["vitaminc"] = ev.vitaminc(args.vitaminc, args.limit)
     trained = verify.CrossEncoderVerifier(args.verifier)

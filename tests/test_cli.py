@@ -193,6 +193,7 @@ def test_eval_verifier_compares_with_both_baselines(tmp_path: Path) -> None:
     assert set(results) == {"verifier-minilm", "token-overlap", "judge"}
     for by_data in results.values():
         assert by_data["halueval-dev"]["pairs"] == 6 and by_data["vitaminc"]["pairs"] == 3
+        assert by_data["halueval-dev-sentences"]["pairs"] == 6
         assert 0 <= by_data["vitaminc"]["balanced_accuracy"] <= 1
     assert (tmp_path / "out" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
     assert "| verifier-minilm | halueval-dev | 6 |" in (tmp_path / "out" / "results.md").read_text()

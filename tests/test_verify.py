@@ -116,7 +116,10 @@ def test_training_pairs_cover_every_kind_with_the_right_labels(tmp_path: Path) -
     pairs = training.pairs(train)
     kinds = {p.kind: p.label for p in pairs}
     assert kinds == {"right": 1, "hallucinated": 0, "other_passage": 0, "swapped_answer": 0, "copied_sentence": 1,
-                     "swapped_sentence": 0}
+                     "swapped_sentence": 0, "answer_sentence": 1, "swapped_answer_sentence": 0}
+    written_out = [p for p in pairs if p.kind == "answer_sentence"]
+    assert all(own["right_answer"] in p.hypothesis for p in written_out
+               for own in train if own["question"] in p.hypothesis)  # the answer in a whole sentence
     for p in pairs:
         if p.kind.startswith("swapped"):
             assert p.hypothesis.split("?")[-1].strip() not in p.premise  # changed: no longer said by the premise
@@ -157,6 +160,10 @@ def test_the_shipped_verifier_orders_clear_cases() -> None:
         (premise, verify.claim("When was the Eiffel Tower completed?", "It was completed in 1925.")),
         (premise, verify.claim("Who wrote Hamlet?", "William Shakespeare wrote Hamlet."))])
     assert good > checker.threshold > max(wrong_year, unrelated)
+    short, long = checker.scores([(premise, verify.claim("When was the Eiffel Tower completed?", "1889")),
+                                  (premise, verify.claim("When was the Eiffel Tower completed?",
+                                                         "The answer is 1889, when it was completed in Paris."))])
+    assert min(short, long) > checker.threshold  # the form of a right answer does not decide
     assert min(good, wrong_year, unrelated) >= 0.0 and max(good, wrong_year, unrelated) <= 1.0
 
 

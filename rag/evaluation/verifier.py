@@ -19,7 +19,7 @@ from typing import Any
 
 from rag.evaluation import metrics, plots
 from rag.training import verifier as training
-from rag.verify import Verifier
+from rag.verify import Verifier, claim
 
 JUDGE_SYSTEM = "You check facts. Reply with Yes or No only."
 
@@ -47,6 +47,14 @@ def vitaminc(path: Path, limit: int | None, seed: int = 0) -> list[Labelled]:
 def halueval(rows: list[dict[str, Any]], limit: int | None, seed: int = 0) -> list[Labelled]:
     """HaluEval's own task on `rows`: knowledge with the right answer and with the hallucinated one."""
     pairs = [Labelled(p.premise, p.hypothesis, p.label) for p in training.qa_pairs(rows)]
+    return _sample(pairs, limit, seed)
+
+
+def halueval_sentences(rows: list[dict[str, Any]], limit: int | None, seed: int = 0) -> list[Labelled]:
+    """The same task with the right answer written as a sentence ("The answer is X."), like the
+    hallucinated one: a verifier that judged by form (short = right) fails here."""
+    pairs = [Labelled(r["knowledge"], claim(r["question"], text), label) for r in rows
+             for text, label in ((f"The answer is {r['right_answer']}.", 1), (r["hallucinated_answer"], 0))]
     return _sample(pairs, limit, seed)
 
 

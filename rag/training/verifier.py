@@ -5,8 +5,10 @@ Pairs come from HaluEval QA rows, whose hallucinated answers are fluent and on t
 the model cannot lean on topic overlap alone:
 - supported: the row's knowledge with "question + right answer", and with one of its own
   sentences copied (a claim can be a whole statement, not only an answer);
-- unsupported: the knowledge with "question + hallucinated answer"; with the right answer or a
-  knowledge sentence after one number or name in it was swapped (the near-copies that token
+- supported also: the right answer written as a sentence (the knowledge's sentence holding it,
+  or "The answer is X."), so that the form of an answer says nothing about its support;
+- unsupported: the knowledge with "question + hallucinated answer"; with the right answer (short,
+  or in its sentence) or a knowledge sentence after one number or name in it was swapped (the near-copies that token
   overlap cannot tell apart, as in VitaminC); and another row's knowledge (BM25's best match for
   the question) with the right answer, which is true but not said by that passage.
 The rows just before the last `dev_rows` calibrate the threshold; the last `dev_rows` are the
@@ -93,12 +95,29 @@ def pairs(rows: list[dict[str, Any]], seed: int = 0) -> list[Pair]:
         swapped = swap(row["right_answer"], text, names, rng)
         if swapped:
             out.append(Pair(text, claim(row["question"], swapped), 0, "swapped_answer"))
+        out += _answer_sentences(row, swapped, rng)
         sentence = rng.choice(sentences(text))
         out.append(Pair(text, sentence, 1, "copied_sentence"))
         changed = swap(sentence, text, names, rng)
         if changed:
             out.append(Pair(text, changed, 0, "swapped_sentence"))
     rng.shuffle(out)
+    return out
+
+
+def _answer_sentences(row: dict[str, Any], swapped: str | None, rng: random.Random) -> list[Pair]:
+    """The right answer written as a sentence (the knowledge's own sentence that holds it, or "The
+    answer is X.") is supported, and that sentence with the answer swapped is not: without these,
+    HaluEval teaches "short answer = supported, sentence = hallucinated" (its hallucinated answers
+    are sentences), and a verifier that learned so rejects every right answer written out in full."""
+    text, question, right = row["knowledge"], row["question"], row["right_answer"]
+    holding = [s for s in sentences(text) if right.lower() in s.lower()]
+    sentence = rng.choice(holding) if holding and rng.random() < 0.7 else f"The answer is {right}."
+    out = [Pair(text, claim(question, sentence), 1, "answer_sentence")]
+    if swapped:
+        changed = re.sub(re.escape(right), swapped.replace("\\", "\\\\"), sentence, count=1, flags=re.IGNORECASE)
+        if changed.lower() not in text.lower():
+            out.append(Pair(text, claim(question, changed), 0, "swapped_answer_sentence"))
     return out
 
 
