@@ -169,12 +169,17 @@ def test_the_shipped_verifier_orders_clear_cases() -> None:
 
 @pytest.mark.slow
 def test_verify_command_scores_pairs_and_skips_bad_lines(tmp_path: Path) -> None:
+    """Claims as `rag ask` makes them (question + answer); plain sentences are the verifier's weak
+    side (VitaminC, see its model card)."""
+    premise = "Honey bees live in hives made of wax."
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text(json.dumps({"premise": "Bees live in hives.", "hypothesis": "Bees live in hives."}) + "\n"
-                     + "{oops\n" + json.dumps({"premise": "x"}) + "\n")
+    pairs.write_text(json.dumps({"premise": premise, "hypothesis": "Where do honey bees live? In hives made of wax."})
+                     + "\n{oops\n" + json.dumps({"premise": "x"}) + "\n"
+                     + json.dumps({"premise": premise, "hypothesis": "Where do honey bees live? In caves."}) + "\n")
     result = subprocess.run([sys.executable, "-m", "rag", "verify", "--pairs", str(pairs), "--json"], cwd=tmp_path,
                             env=rag_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 1  # some lines were skipped
     assert "line 2 is not JSON" in result.stderr and "line 3 lacks a string 'hypothesis'" in result.stderr
-    [line] = [json.loads(x) for x in result.stdout.splitlines()]
-    assert line["supported"] is True and 0.5 < line["score"] <= 1.0 and line["premise"] == "Bees live in hives."
+    good, bad = [json.loads(x) for x in result.stdout.splitlines()]
+    assert good["supported"] is True and bad["supported"] is False and good["premise"] == premise
+    assert 0.0 <= bad["score"] < good["score"] <= 1.0
