@@ -55,7 +55,7 @@ class Answer:
     model: str
     prompt_tokens: int  # 0 when nothing was generated
     timings: dict[str, float]
-    faithfulness: float | None = None  # share of supported sentences, once verified (rag.verify)
+    faithfulness: float | None = None  # share of sentences a shown passage supports, once verified (rag.verify)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

@@ -518,14 +518,12 @@ def _eval_answers(args: argparse.Namespace) -> int:
         print(f"{len(questions)} questions over {args.index} with {generator.name}, verifier {checker.name}",
               file=sys.stderr)
         with tqdm(total=len(questions), desc="answer", unit="question", disable=None) as bar:
-            outcomes = ea.run(answerer, checker, questions, args.out, args.strict, bar.update)
-    metrics = ea.score(outcomes)
-    if args.out:
-        ea.report(args.out, metrics, outcomes, f"Answers: {args.dataset.name}")
+            metrics = ea.evaluate(answerer, checker, questions, args.out, f"Answers: {args.dataset.name}",
+                                  args.strict, bar.update)
     if args.json:
         _print_json(metrics)
     else:
-        print(ea.markdown(metrics, f"Answers: {args.dataset.name}").split("\n\n![")[0])
+        print(ea.table(metrics))
     return EXIT_FILES_FAILED if problems else EXIT_OK
 
 

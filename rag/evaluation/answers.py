@@ -110,6 +110,16 @@ def run(answerer: Answerer, verifier: Verifier, questions: list[Question], out: 
     return [done[q.id] for q in questions if q.id in done]
 
 
+def evaluate(answerer: Answerer, verifier: Verifier, questions: list[Question], out: Path | None, title: str,
+             strict: bool = False, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """`run`, then the metrics, written with their report into `out` (call `prepare` on it first)."""
+    outcomes = run(answerer, verifier, questions, out, strict, progress)
+    metrics = score(outcomes)
+    if out:
+        report(out, metrics, outcomes, title)
+    return metrics
+
+
 def prepare(out: Path, settings: dict[str, Any]) -> None:
     """Make `out` for a run with `settings`, or check that the run already there used the same
     ones (resuming under other settings would mix two experiments in one report)."""
@@ -179,12 +189,17 @@ def _percentile(values: list[float | None], p: int) -> float | None:
     return round(present[min(len(present) - 1, round(p / 100 * (len(present) - 1)))], 3)
 
 
+def with_gold(questions: list[Question]) -> list[Question]:
+    """The answerable questions that have a gold answer to look for."""
+    return [q for q in questions if q.answerable and any(normalize(a) for a in q.answers)]
+
+
 def retrieval(index: Index, questions: list[Question], modes: Sequence[str], k: int = 5,
               progress: Callable[[int], None] | None = None) -> dict[str, dict[str, float | None]]:
     """Retrieval alone, per mode, over the questions that have gold answers (no relevance labels
     needed): how often a gold answer is in one of the top k passages, the mean reciprocal rank of
     the first such passage, and query latency."""
-    graded = [q for q in questions if q.answerable and any(normalize(a) for a in q.answers)]
+    graded = with_gold(questions)
     results: dict[str, dict[str, float | None]] = {}
     for mode in modes:
         found, ranks, latencies = [], [], []
@@ -203,9 +218,13 @@ def retrieval(index: Index, questions: list[Question], modes: Sequence[str], k: 
     return results
 
 
-def markdown(metrics: dict[str, Any], title: str) -> str:
+def table(metrics: dict[str, Any]) -> str:
     rows = "\n".join(f"| {k} | {'n/a' if v is None else v} |" for k, v in metrics.items())
-    return (f"# {title}\n\n| metric | value |\n| --- | ---: |\n{rows}\n\n"
+    return f"| metric | value |\n| --- | ---: |\n{rows}"
+
+
+def markdown(metrics: dict[str, Any], title: str) -> str:
+    return (f"# {title}\n\n{table(metrics)}\n\n"
             "![metrics](metrics.png)\n\n![support](support.png)\n\n![latency](latency.png)\n")
 
 

@@ -13,25 +13,18 @@ import json
 import random
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.evaluation import metrics, plots
 from rag.training import verifier as training
+from rag.training.verifier import Pair
 from rag.verify import Verifier, claim
 
 JUDGE_SYSTEM = "You check facts. Reply with Yes or No only."
 
 
-@dataclass(frozen=True)
-class Labelled:
-    premise: str
-    hypothesis: str
-    label: int
-
-
-def vitaminc(path: Path, limit: int | None, seed: int = 0) -> list[Labelled]:
+def vitaminc(path: Path, limit: int | None, seed: int = 0) -> list[Pair]:
     """A seeded sample of VitaminC ("Title: evidence\\nClaim: claim", True / False / Neither)."""
     examples = json.loads(Path(path).read_text())["examples"]
     out = []
@@ -40,25 +33,25 @@ def vitaminc(path: Path, limit: int | None, seed: int = 0) -> list[Labelled]:
         if not sep:
             raise ValueError(f"{path}: example {n} has no 'Claim:' line")
         verdict = max(example["target_scores"], key=example["target_scores"].get)
-        out.append(Labelled(evidence.strip(), claim.strip(), int(verdict == "True")))
+        out.append(Pair(evidence.strip(), claim.strip(), int(verdict == "True"), "vitaminc"))
     return _sample(out, limit, seed)
 
 
-def halueval(rows: list[dict[str, Any]], limit: int | None, seed: int = 0) -> list[Labelled]:
+def halueval(rows: list[dict[str, Any]], limit: int | None, seed: int = 0) -> list[Pair]:
     """HaluEval's own task on `rows`: knowledge with the right answer and with the hallucinated one."""
-    pairs = [Labelled(p.premise, p.hypothesis, p.label) for p in training.qa_pairs(rows)]
-    return _sample(pairs, limit, seed)
+    return _sample(training.qa_pairs(rows), limit, seed)
 
 
-def halueval_sentences(rows: list[dict[str, Any]], limit: int | None, seed: int = 0) -> list[Labelled]:
+def halueval_sentences(rows: list[dict[str, Any]], limit: int | None, seed: int = 0) -> list[Pair]:
     """The same task with the right answer written as a sentence ("The answer is X."), like the
     hallucinated one: a verifier that judged by form (short = right) fails here."""
-    pairs = [Labelled(r["knowledge"], claim(r["question"], text), label) for r in rows
-             for text, label in ((f"The answer is {r['right_answer']}.", 1), (r["hallucinated_answer"], 0))]
+    pairs = [Pair(r["knowledge"], claim(r["question"], text), label, kind) for r in rows
+             for text, label, kind in ((f"The answer is {r['right_answer']}.", 1, "answer_sentence"),
+                                       (r["hallucinated_answer"], 0, "hallucinated"))]
     return _sample(pairs, limit, seed)
 
 
-def _sample(items: list[Labelled], limit: int | None, seed: int) -> list[Labelled]:
+def _sample(items: list[Pair], limit: int | None, seed: int) -> list[Pair]:
     return random.Random(seed).sample(items, limit) if limit and limit < len(items) else items
 
 
@@ -81,7 +74,7 @@ def _judge_messages(premise: str, hypothesis: str) -> list[dict[str, str]]:
                                         "Does the passage support the claim? Answer Yes or No."}]
 
 
-def score(verifier: Verifier, items: list[Labelled], threshold: float,
+def score(verifier: Verifier, items: list[Pair], threshold: float,
           progress: Callable[[int], None] | None = None, batch: int = 32) -> dict[str, Any]:
     """Balanced accuracy at `threshold`, ROC AUC, calibration bins, time per pair, and the scores."""
     verifier.scores([(i.premise, i.hypothesis) for i in items[:1]])  # loading the model is not time per pair
@@ -104,7 +97,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def evaluate(verifiers: dict[str, Verifier], calibration: list[Labelled], datasets: dict[str, list[Labelled]],
+def evaluate(verifiers: dict[str, Verifier], calibration: list[Pair], datasets: dict[str, list[Pair]],
              calibrate: Collection[str] = (), progress: Callable[[int], None] | None = None
              ) -> dict[str, dict[str, dict[str, Any]]]:
     """results[verifier][dataset]. The verifiers named in `calibrate` (the baselines) get their

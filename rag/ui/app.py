@@ -138,8 +138,8 @@ def progress_bar(start: str, unit: str) -> services.Progress:
 def corpus_page(service: services.Service) -> None:
     st.title("Corpus")
     uploaded = st.file_uploader(f"Add files ({', '.join(ALLOWED)})", accept_multiple_files=True, key="uploads")
+    done: set[str] = st.session_state.setdefault("saved_uploads", set())
     for file in uploaded or []:
-        done: set[str] = st.session_state.setdefault("saved_uploads", set())
         if file.file_id in done:
             continue
         try:

@@ -164,18 +164,10 @@ class LocalService:
         settings = Settings()
         out = self.reports / dataset.stem
         ea.prepare(out, {"dataset": str(dataset), "index": str(self.index.path), "generator": settings.generator})
-        done = 0
-
-        def step(n: int) -> None:
-            nonlocal done
-            done += n
-            progress(done, len(questions))
-
         with self.lock:
             answerer = Answerer(self.index, self.generator(settings), AnswerConfig())
-            outcomes = ea.run(answerer, self.verifier, questions, out, progress=step)
-        metrics = ea.score(outcomes)
-        ea.report(out, metrics, outcomes, f"Answers: {dataset.name}")
+            metrics = ea.evaluate(answerer, self.verifier, questions, out, f"Answers: {dataset.name}",
+                                  progress=_counter(progress, len(questions)))
         return EvalResult(metrics, out, problems)
 
 
@@ -185,18 +177,23 @@ class LocalService:
 
         problems: list[str] = []
         questions = ea.load_jsonl(dataset, problems)
-        graded = sum(q.answerable and bool(q.answers) for q in questions)
-        done = 0
-
-        def step(n: int) -> None:
-            nonlocal done
-            done += n
-            progress(done, graded * len(MODES))
-
+        step = _counter(progress, len(ea.with_gold(questions)) * len(MODES))
         with self.lock:
             results = ea.retrieval(self.index, questions, MODES, AnswerConfig.k, step)
         return EvalResult({f"{mode} {name}": value for mode, r in results.items() for name, value in r.items()},
                           None, problems)
+
+
+def _counter(progress: Progress, total: int) -> Callable[[int], None]:
+    """A callback told "n more done" that reports (done so far, total) to `progress`."""
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done, total)
+
+    return step
 
 
 def load(spec: str | None = None) -> Service:
