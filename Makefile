@@ -20,7 +20,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test setup setup-dev browser torch lint typecheck pytest bench reranker adapter eval-generator verifier \
+.PHONY: run test setup setup-dev browser torch lint typecheck pytest bench bench-load bench-scale reranker adapter eval-generator verifier \
 	eval-verifier eval-answers clean
 
 run: setup
@@ -77,6 +77,15 @@ bench: setup
 	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
 	$(PY) benchmarks/search.py threads --index $(INDEX)
 
+# Concurrent clients against one Index (retrieval, and with ANSWERS=1 whole answers).
+bench-load: setup
+	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
+	$(PY) benchmarks/load.py --index $(INDEX) $(if $(ANSWERS),--answers)
+
+# IVF-PQ with exact re-ranking and IndexShards at 1M vectors, beside exact search (about 15 min, 6 GB RAM).
+bench-scale: setup
+	$(PY) benchmarks/scale.py --data $(DATA)
+
 # The project's own cross-encoder (about 40 min on two CPU cores); use it with --reranker models/reranker-minilm.
 reranker: setup
 	$(PY) -m rag train reranker --data $(DATA)/halueval-qa-train.jsonl --out models/reranker-minilm
@@ -94,7 +103,7 @@ eval-generator: setup
 # against the token-overlap and yes/no-judge baselines, then whole answers over the demo corpus.
 VERIFIER ?= models/verifier-minilm
 verifier: setup
-	$(PY) -m rag train verifier --data $(DATA)/halueval-qa-train.jsonl --out $(VERIFIER) --limit 3000
+	$(PY) -m rag train verifier --data $(DATA)/halueval-qa-train.jsonl --out $(VERIFIER) --limit 2000
 
 eval-verifier: setup
 	$(PY) -m rag eval verifier --halueval $(DATA)/halueval-qa-train.jsonl --vitaminc $(DATA)/vitaminc.json \

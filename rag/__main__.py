@@ -2,4 +2,5 @@ import sys
 
 from rag.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # parser workers re-import this module
+    sys.exit(main())

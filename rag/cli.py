@@ -25,7 +25,8 @@ from rag.generate.citations import Citation
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.chunker import ChunkConfig
-from rag.ingest.pipeline import IngestReport
+from rag.ingest.pipeline import ENGINES, IngestReport
+from rag.ingest.sandbox import DEFAULT_TIMEOUT_S, ParseLimits
 from rag.models import ModelNotFoundError
 from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N
 from rag.retrieve import MODES, FusionConfig, Hit
@@ -60,8 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (new index or --rebuild)")
     ingest.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring chunks")
     ingest.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 50)")
+    ingest.add_argument("--parse-timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"seconds one file may take to parse before it is skipped (default {DEFAULT_TIMEOUT_S:g})")
     ingest.add_argument("--index-type", choices=POLICIES,
                         help="vector index: exact flat, approximate ivf, or auto (ivf from 100k chunks); kept")
+    ingest.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local, or ray: parse and embed as a Ray Data pipeline (needs the [ray] extra)")
+    ingest.add_argument("--address", help="Ray cluster address for --engine ray (default: start a local Ray)")
     ingest.add_argument("--json", action="store_true", help="print one JSON object")
 
     search = sub.add_parser("search", help="find the chunks nearest a query; no QUERY starts a prompt")
@@ -271,7 +277,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     index = Index(args.index, embedder=args.embedder, chunking=chunking)
     max_bytes = int(args.max_file_mb * 2**20) if args.max_file_mb else None
     report = index.ingest(args.paths, rebuild=args.rebuild, wait=args.wait, max_file_bytes=max_bytes,
-                          index_type=args.index_type)
+                          index_type=args.index_type, parse_limits=ParseLimits(timeout_s=args.parse_timeout),
+                          engine=args.engine, address=args.address)
     if args.json:
         _print_json(_report_json(report))
     else:

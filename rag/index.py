@@ -10,6 +10,7 @@ from rag import threads
 from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import IngestOptions, IngestReport, ingest
+from rag.ingest.sandbox import ParseLimits
 from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N, CrossEncoderReranker, Reranker, RerankingRetriever
 from rag.retrieve import MODES, BM25Retriever, DenseRetriever, FusionConfig, Hit, HybridRetriever, Retriever
 from rag.store import IndexMeta, IndexNotFound, Snapshot, current_snapshot
@@ -60,14 +61,19 @@ class Index:
 
     def ingest(self, paths: list[str | Path], *, rebuild: bool = False, wait: bool = False,
                max_file_bytes: int | None = None, progress: bool | None = None,
-               index_type: str | None = None, on_progress: Callable[[int, int], None] | None = None) -> IngestReport:
+               index_type: str | None = None, on_progress: Callable[[int, int], None] | None = None,
+               parse_limits: ParseLimits | None = None, engine: str = "local",
+               address: str | None = None) -> IngestReport:
         """Bring the index in line with the files under `paths` (new, changed and deleted files).
         `index_type` (auto, flat, ivf) is recorded; None keeps the index's own. `on_progress` is
-        told (files read, files to read) as reading goes on."""
+        told (files read, files to read) as reading goes on. `parse_limits`: each file's parsing
+        time and memory (a file past them fails alone). `engine` "ray" parses and embeds on a Ray
+        cluster at `address` (None: a local one), same result as "local"."""
         built = None if rebuild else self._published_meta()
         chunking = self._chunking or (ChunkConfig(built.chunk_tokens, built.overlap_tokens) if built else ChunkConfig())
         options = IngestOptions(rebuild=rebuild, wait=wait, progress=progress, index_type=index_type,
-                                on_progress=on_progress,
+                                on_progress=on_progress, parse_limits=parse_limits or ParseLimits(),
+                                engine=engine, address=address,
                                 **({"max_file_bytes": max_file_bytes} if max_file_bytes else {}))
         embedder = self._get_embedder(built.embedder if built else DEFAULT_EMBEDDER)
         return ingest(self.path, [Path(p) for p in paths], embedder, chunking, options)

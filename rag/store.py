@@ -77,6 +77,30 @@ class IndexLocked(StoreError):
     pass
 
 
+class IndexWriteError(StoreError):
+    """The index folder could not be written (disk full, read-only, no permission)."""
+
+
+@contextlib.contextmanager
+def writing(index_dir: Path) -> Iterator[None]:
+    """Turn a failed write under `index_dir` into an IndexWriteError that says what failed and
+    that the published index is untouched (writers only ever write beside it)."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (OSError, sqlite3.OperationalError, RuntimeError) as exc:
+        if isinstance(exc, OSError):
+            where = exc.filename2 or exc.filename
+            reason = f"{exc.strerror or exc}" + (f" ({where})" if where else "")
+        elif isinstance(exc, sqlite3.OperationalError) or "write" in str(exc).lower():  # FAISS: RuntimeError
+            reason = str(exc).strip().splitlines()[-1]
+        else:
+            raise
+        raise IndexWriteError(f"cannot write index {index_dir}: {reason}; nothing was changed, the previous "
+                              "index is still the one in use") from exc
+
+
 @dataclass(frozen=True)
 class IndexMeta:
     """What an index was built with; a reader checks it before trusting the vectors."""
@@ -282,6 +306,14 @@ class Staging:
         self.meta = meta
         self.path = index_dir / f".staging-{os.getpid()}-{time.time_ns()}"
         self.path.mkdir()
+        try:
+            self._start(base)
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
+    def _start(self, base: Snapshot | None) -> None:
+        meta = self.meta
         if base is None:
             self.db = sqlite3.connect(self.path / SQLITE)
             self.db.executescript(_SCHEMA)
@@ -397,9 +429,9 @@ def _next_snapshot_name(index_dir: Path) -> str:
 
 
 def collect_garbage(index_dir: Path) -> None:
-    """Remove staging folders of dead writers, and snapshots older than the last KEEP_SNAPSHOTS
+    """Remove staging (and Ray shard) folders of dead writers, and snapshots older than the last KEEP_SNAPSHOTS
     or newer than CURRENT (published by a writer that died before swapping CURRENT)."""
-    for stale in index_dir.glob(".staging-*"):
+    for stale in (*index_dir.glob(".staging-*"), *index_dir.glob(".shards-*")):
         shutil.rmtree(stale, ignore_errors=True)
     current = current_snapshot(index_dir)
     snaps = _snapshots(index_dir)

@@ -88,3 +88,61 @@ def set_nprobe(index: faiss.Index, nprobe: int) -> None:
     """How many IVF lists a query visits (no effect on an exact index)."""
     if not isinstance(index, faiss.IndexIDMap2):
         faiss.extract_index_ivf(index).nprobe = nprobe
+
+
+# --- beyond one machine's memory: compressed lists, exact re-ranking, shards ---------------------
+
+
+def build_ivfpq(dim: int, ids: np.ndarray, vecs: np.ndarray, m: int = 48, seed: int = 0) -> faiss.Index:
+    """IVF with product-quantised lists: `m` bytes per vector instead of 4 x dim (48 vs 1,536 for
+    MiniLM), so a million chunks take ~60 MB of RAM. Scores are approximate; `search_refined`
+    re-ranks the best candidates with the exact vectors, which can stay on disk."""
+    n = len(ids)
+    nlist = max(1, min(int(4 * math.sqrt(n)), n // _POINTS_PER_LIST))
+    index = faiss.index_factory(dim, f"IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
+    index.do_polysemous_training = False  # type: ignore[attr-defined]  # unused Hamming filter; most of the training
+    sample = np.random.default_rng(seed).choice(n, size=min(n, max(_TRAIN_PER_LIST * nlist, 256 * 39)),
+                                                replace=False)
+    index.train(np.ascontiguousarray(vecs[np.sort(sample)], dtype=np.float32))
+    index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    faiss.extract_index_ivf(index).nprobe = default_nprobe(index)
+    return index
+
+
+def search_refined(index: faiss.Index, exact: np.ndarray, queries: np.ndarray, k: int,
+                   candidates: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, ids) of the k best for each query: `candidates` from the approximate `index`, re-scored
+    with `exact[id]` (a memory-mapped float32 array works: only the candidates' rows are read)."""
+    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), max(k, candidates))
+    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    ids = np.full((len(queries), k), -1, dtype=np.int64)
+    for row, (query, cands) in enumerate(zip(queries, found, strict=True)):
+        cands = cands[cands >= 0]
+        exact_scores = np.asarray(exact[np.sort(cands)], dtype=np.float32) @ query
+        best = np.argsort(-exact_scores)[:k]
+        scores[row, : len(best)], ids[row, : len(best)] = exact_scores[best], np.sort(cands)[best]
+    return scores, ids
+
+
+def build_shards(dim: int, ids: np.ndarray, vecs: np.ndarray, shards: int,
+                 builder: Any = build_ivfpq) -> faiss.Index:
+    """`shards` indexes, each built by `builder` from a slice of the vectors in its own thread
+    (FAISS frees the GIL while it trains and adds), searched as one by faiss.IndexShards. On one
+    machine this builds in parallel; the same split is how an index spreads over machines."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = os.cpu_count() or 1
+    workers = min(shards, cores)
+
+    def build(part: np.ndarray) -> faiss.Index:
+        faiss.omp_set_num_threads(max(1, cores // workers))  # this thread's share: no oversubscription
+        return builder(dim, ids[part], vecs[part])
+
+    parts = np.array_split(np.arange(len(ids)), shards)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        built = list(pool.map(build, parts))
+    joined = faiss.IndexShards(dim, True, False)  # type: ignore[call-arg]  # threaded search; ids kept
+    for shard in built:
+        joined.add_shard(shard)  # the Python wrapper keeps a reference: the shards live as long as `joined`
+    return joined

@@ -97,3 +97,26 @@ def test_ivf_records_a_proportional_nprobe(tmp_path: Path, corpus: Path, fake: F
     snap = Snapshot.open(tmp_path / "idx")
     ivf = vectors.faiss.extract_index_ivf(snap.vectors)
     assert snap.meta.nprobe == ivf.nprobe == max(64, -(-ivf.nlist // 10))
+
+
+def test_ivfpq_with_exact_reranking_and_shards_find_the_true_neighbours() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, 32))
+    base = (centres[rng.integers(0, 50, 6000)] + 0.3 * rng.normal(size=(6000, 32))).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    ids = np.arange(6000, dtype=np.int64) * 7 + 3  # the chunks' own ids, not positions
+    queries = base[:40] + 0.05 * rng.normal(size=(40, 32)).astype(np.float32)
+    truth = ids[np.argsort(-(queries @ base.T), axis=1)[:, :10]]
+    exact = np.zeros((ids.max() + 1, 32), np.float32)
+    exact[ids] = base
+
+    def recall(found: np.ndarray) -> float:
+        return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+
+    pq = vectors.build_ivfpq(32, ids, base, m=8)
+    raw = recall(pq.search(queries, 10)[1])
+    scores, refined = vectors.search_refined(pq, exact, queries, 10)
+    assert recall(refined) >= 0.95 > raw  # 8 bytes a vector lose neighbours; re-ranking brings them back
+    assert np.allclose(scores[:, 0], np.einsum("ij,ij->i", exact[refined[:, 0]], queries), atol=1e-5)
+    shards = vectors.build_shards(32, ids, base, 3, lambda d, i, v: vectors.build_ivfpq(d, i, v, m=8))
+    assert shards.ntotal == 6000 and recall(vectors.search_refined(shards, exact, queries, 10)[1]) >= 0.95

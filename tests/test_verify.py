@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -115,14 +116,18 @@ def test_training_pairs_cover_every_kind_with_the_right_labels(tmp_path: Path) -
     assert (len(train), len(calibration), len(dev)) == (30, 10, 20)
     pairs = training.pairs(train)
     kinds = {p.kind: p.label for p in pairs}
-    assert kinds == {"right": 1, "hallucinated": 0, "other_passage": 0, "swapped_answer": 0, "copied_sentence": 1,
-                     "swapped_sentence": 0, "answer_sentence": 1, "swapped_answer_sentence": 0}
+    assert {k: v for k, v in kinds.items() if k != "bound_sentence"} == {
+        "right": 1, "hallucinated": 0, "other_passage": 0, "swapped_answer": 0, "copied_sentence": 1,
+        "swapped_sentence": 0, "answer_sentence": 1, "swapped_answer_sentence": 0, "negated_sentence": 0,
+        "part_sentence": 1, "missing_sentence": 0}
     written_out = [p for p in pairs if p.kind == "answer_sentence"]
     assert all(own["right_answer"] in p.hypothesis for p in written_out
                for own in train if own["question"] in p.hypothesis)  # the answer in a whole sentence
     for p in pairs:
         if p.kind.startswith("swapped"):
             assert p.hypothesis.split("?")[-1].strip() not in p.premise  # changed: no longer said by the premise
+        if p.kind == "missing_sentence":
+            assert p.hypothesis not in p.premise and p.premise in " ".join(r["knowledge"] for r in train)
         if p.kind == "other_passage":
             own = next(r for r in train if r["question"] in p.hypothesis)
             assert p.premise != own["knowledge"]
@@ -139,6 +144,32 @@ def test_swaps_change_one_number_or_name_to_something_the_premise_lacks() -> Non
     assert len(changed) > 20 and len(set(changed)) > 5
     assert not any(c == "It was finished in 1889 by Gustave Eiffel." or c in premise for c in changed)
     assert training.swap("no names or numbers here", premise, ["Berlin"], rng) is None
+
+
+def test_statements_are_negated_shortened_and_bounded_with_the_right_labels() -> None:
+    assert training.negate("The tower was finished in 1889.") == "The tower was not finished in 1889."
+    assert training.negate("It is not here, it was there.") == "It is not here, it was not there."
+    assert training.negate("Bees make honey.") is None
+    assert training.part("Jaime Meline (born March 2, 1975) is an American hip hop artist.") == \
+        "Jaime Meline is an American hip hop artist."
+    assert training.part("The circuit is a motor racing track in Bathurst, New South Wales.") == \
+        "The circuit is a motor racing track in Bathurst."
+    assert training.part("It is short, really.") is None
+    rng = random.Random(0)
+    for _ in range(60):
+        made = training.comparison("The hospital is licensed for 728 beds.", rng)
+        assert made is not None
+        text, holds = made
+        words, bound = re.fullmatch(r"The hospital is licensed for (more than|over|less than|under) (\d+) beds\.",
+                                    text).groups()  # type: ignore[union-attr]
+        assert holds == ((int(bound) < 728) == (words in ("more than", "over")))
+        year = training.comparison("The band was formed in 1961 in Leeds.", rng)
+        assert year and re.fullmatch(r"The band was formed (after|before) \d{4} in Leeds\.", year[0])
+        after, bound = re.search(r"(after|before) (\d{4})", year[0]).groups()  # type: ignore[union-attr]
+        assert year[1] == ((int(bound) < 1961) == (after == "after"))
+    for nothing in ("He was born on May 4, 1961.", "It stands at 860 West 7th Street.", "It sold about 40 copies.",
+                    "Route 66 is long."):
+        assert training.comparison(nothing, rng) is None, nothing
 
 
 def test_over_long_pairs_are_trimmed_not_refused() -> None:

@@ -224,6 +224,8 @@ def load_html(data: bytes) -> Document:
 
 # --- PDF ------------------------------------------------------------------------------------------
 
+MAX_PDF_PAGES = 5_000  # past this a PDF is refused before any page is read (a crafted file can claim millions)
+
 
 def load_pdf(data: bytes) -> Document:
     """Text per page (pages never share a chunk); headings from the PDF outline when it has one."""
@@ -236,6 +238,8 @@ def load_pdf(data: bytes) -> Document:
             raise LoadError("encrypted PDF: a password is required") from exc
         raise LoadError(f"corrupt or unreadable PDF: {exc}") from exc
     try:
+        if len(pdf) > MAX_PDF_PAGES:
+            raise LoadError(f"PDF has {len(pdf):,} pages, over the limit of {MAX_PDF_PAGES:,}")
         texts = [_pdf_page_text(pdf, i) for i in range(len(pdf))]
         outline = _pdf_outline(pdf)
     finally:

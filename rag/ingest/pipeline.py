@@ -22,10 +22,12 @@ from tqdm import tqdm
 from rag import lexical, threads, vectors
 from rag.embed import Embedder
 from rag.ingest.chunker import Chunk, ChunkConfig, Chunker
-from rag.ingest.loaders import LoadError, load
+from rag.ingest.loaders import LoadError
+from rag.ingest.sandbox import ParseLimits, Parser
 from rag.ingest.scan import DEFAULT_MAX_FILE_BYTES, Candidate, ScanResult, scan
-from rag.store import FileRecord, IndexMeta, IndexNotFound, Snapshot, Staging, collect_garbage, write_lock
+from rag.store import FileRecord, IndexMeta, IndexNotFound, Snapshot, Staging, collect_garbage, write_lock, writing
 
+ENGINES = ("local", "ray")
 EMBED_GROUP = 512  # chunks embedded together: bigger groups sort better by length
 
 
@@ -37,6 +39,9 @@ class IngestOptions:
     progress: bool | None = None  # None: show progress bars when stderr is a terminal
     index_type: str | None = None  # auto, flat or ivf; None keeps what the index records
     on_progress: Callable[[int, int], None] | None = None  # (files read, files to read), e.g. for a web UI
+    parse_limits: ParseLimits = field(default_factory=ParseLimits)  # per-file time and memory for parsing
+    engine: str = "local"  # local, or ray: parse and embed on a Ray cluster (rag.ingest.distributed)
+    address: str | None = None  # the Ray cluster (None: start a local one for the run)
 
 
 @dataclass
@@ -57,7 +62,7 @@ class IngestReport:
 
 
 @dataclass
-class _Parsed:
+class Parsed:
     candidate: Candidate
     sha256: str
     kind: str = ""
@@ -71,7 +76,7 @@ class _Parsed:
 def ingest(index_dir: Path, paths: list[Path], embedder: Embedder, chunking: ChunkConfig,
            options: IngestOptions = IngestOptions()) -> IngestReport:
     started = time.perf_counter()
-    with write_lock(index_dir, wait=options.wait):
+    with writing(index_dir), write_lock(index_dir, wait=options.wait):
         collect_garbage(index_dir)
         base = None if options.rebuild else _open_existing(index_dir)
         try:
@@ -97,6 +102,8 @@ def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], em
         base.meta.check_compatible(embedder.name, chunking.chunk_tokens, chunking.overlap_tokens, index_dir)
     policy = options.index_type or (base.meta.index_policy if base is not None else "auto")
     vectors.wanted_kind(policy, 0)  # an unknown policy fails before any work
+    if options.engine not in ENGINES:
+        raise ValueError(f"unknown ingest engine {options.engine!r}; choose one of {', '.join(ENGINES)}")
     manifest = base.manifest() if base is not None else {}
     earlier = base.failures() if base is not None else {}
     plan = _plan(scan(paths, options.max_file_bytes), manifest, earlier)
@@ -115,8 +122,13 @@ def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], em
     try:
         for path in report.removed:
             staging.remove_file(path)
-        chunker = Chunker(embedder.tokenizer, embedder.max_tokens, chunking)
-        _load_and_embed(plan.to_read, manifest, chunker, embedder, staging, report, failures, options)
+        if options.engine == "ray":
+            from rag.ingest import distributed
+
+            distributed.load_and_embed(plan.to_read, manifest, embedder, chunking, staging, report, failures, options)
+        else:
+            chunker = Chunker(embedder.tokenizer, embedder.max_tokens, chunking)
+            _load_and_embed(plan.to_read, manifest, chunker, embedder, staging, report, failures, options)
         staging.set_failures(failures)
         report.chunks_total = int(staging.vectors.ntotal)
         report.snapshot = staging.publish().name
@@ -162,7 +174,7 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
     threads.use(threads.available())
     with tqdm(total=len(to_read), desc="parse", unit="file", disable=disable) as parse_bar, \
          tqdm(total=0, desc="embed", unit="chunk", disable=disable) as embed_bar:
-        pending: list[_Parsed] = []
+        pending: list[Parsed] = []
 
         def flush() -> None:
             texts = [c.text for p in pending for c in p.chunks]
@@ -170,22 +182,16 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
             row = 0
             for parsed in pending:
                 n = len(parsed.chunks)
-                _add(staging, parsed, embeddings[row : row + n], manifest, report)
+                add(staging, parsed, embeddings[row : row + n], manifest, report)
                 row += n
             report.chunks_embedded += len(texts)
             pending.clear()
 
-        for read, parsed in enumerate(_parse_in_background(to_read, chunker), 1):
+        for read, parsed in enumerate(_parse_in_background(to_read, chunker, options.parse_limits), 1):
             parse_bar.update(1)
             if options.on_progress:
                 options.on_progress(read, len(to_read))
-            old = manifest.get(str(parsed.candidate.path))
-            if parsed.error is not None:
-                failures[str(parsed.candidate.path)] = parsed.error
-            elif old is not None and old.sha256 == parsed.sha256:
-                staging.touch_file(old.path, parsed.candidate.mtime_ns)  # touched, not changed
-                report.unchanged += 1
-            else:
+            if not settled(parsed, manifest, staging, report, failures):
                 pending.append(parsed)
                 embed_bar.total += len(parsed.chunks)
                 embed_bar.refresh()
@@ -195,8 +201,23 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
             flush()
 
 
-def _add(staging: Staging, parsed: _Parsed, embeddings: np.ndarray, manifest: dict[str, FileRecord],
-         report: IngestReport) -> None:
+def settled(parsed: Parsed, manifest: dict[str, FileRecord], staging: Staging, report: IngestReport,
+            failures: dict[str, str]) -> bool:
+    """Record a file that failed, or whose content is what the index holds (touched, not changed);
+    False when its chunks are to be embedded and added."""
+    old = manifest.get(str(parsed.candidate.path))
+    if parsed.error is not None:
+        failures[str(parsed.candidate.path)] = parsed.error
+    elif old is not None and old.sha256 == parsed.sha256:
+        staging.touch_file(old.path, parsed.candidate.mtime_ns)
+        report.unchanged += 1
+    else:
+        return False
+    return True
+
+
+def add(staging: Staging, parsed: Parsed, embeddings: np.ndarray, manifest: dict[str, FileRecord],
+        report: IngestReport) -> None:
     cand = parsed.candidate
     path = str(cand.path)
     record = FileRecord(path, parsed.kind, parsed.sha256, cand.size, cand.mtime_ns, len(parsed.chunks), time.time())
@@ -206,14 +227,14 @@ def _add(staging: Staging, parsed: _Parsed, embeddings: np.ndarray, manifest: di
     (report.updated if path in manifest else report.added).append(path)
 
 
-def _parse_one(cand: Candidate, chunker: Chunker) -> _Parsed:
+def parse_one(cand: Candidate, chunker: Chunker, parser: Parser) -> Parsed:
     try:
         data = cand.path.read_bytes()
     except OSError as exc:
-        return _Parsed(cand, "", error=f"cannot read file: {exc.strerror or exc}")
-    parsed = _Parsed(cand, hashlib.sha256(data).hexdigest())
+        return Parsed(cand, "", error=f"cannot read file: {exc.strerror or exc}")
+    parsed = Parsed(cand, hashlib.sha256(data).hexdigest())
     try:
-        doc = load(cand.path.suffix, data)
+        doc = parser.load(cand.path.suffix, data)
         parsed.chunks = chunker.split(doc)
         parsed.terms = [" ".join(t) for t in lexical.terms([c.text for c in parsed.chunks])]
     except LoadError as exc:
@@ -226,23 +247,25 @@ def _parse_one(cand: Candidate, chunker: Chunker) -> _Parsed:
     return parsed
 
 
-def _parse_in_background(cands: list[Candidate], chunker: Chunker) -> Iterator[_Parsed]:
-    """Yield parsed files in order while a thread parses ahead (bounded, so memory stays flat)."""
-    out: queue.Queue[_Parsed | BaseException | None] = queue.Queue(maxsize=32)
+def _parse_in_background(cands: list[Candidate], chunker: Chunker, limits: ParseLimits) -> Iterator[Parsed]:
+    """Yield parsed files in order while a thread parses ahead (bounded, so memory stays flat);
+    the parsing itself runs in a worker process with `limits`."""
+    out: queue.Queue[Parsed | BaseException | None] = queue.Queue(maxsize=32)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for cand in cands:
-                item = _parse_one(cand, chunker)
-                while not stop.is_set():
-                    try:
-                        out.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+            with Parser(limits) as parser:
+                for cand in cands:
+                    item = parse_one(cand, chunker, parser)
+                    while not stop.is_set():
+                        try:
+                            out.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
             out.put(None)
         except BaseException as exc:  # hand any failure to the consumer rather than dying silently
             out.put(exc)

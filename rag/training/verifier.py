@@ -11,6 +11,13 @@ the model cannot lean on topic overlap alone:
   or in its sentence) or a knowledge sentence after one number or name in it was swapped (the near-copies that token
   overlap cannot tell apart, as in VitaminC); and another row's knowledge (BM25's best match for
   the question) with the right answer, which is true but not said by that passage.
+Plain statements, as VitaminC and `rag verify` give them (no question; the premise half the
+time one sentence, as VitaminC's evidence is):
+- supported: a sentence copied, or cut to its first clause or without its parenthesis, and a
+  number or year restated as a bound that holds ("more than 40" for 52, "after 1950" for 1961);
+- unsupported: a bound that does not hold, the sentence negated, a swapped name or number, and
+  a sentence checked against the passage with that sentence taken out ("Neither": same topic,
+  the fact missing).
 The rows just before the last `dev_rows` calibrate the threshold; the last `dev_rows` are the
 project's dev split, never trained or calibrated on.
 """
@@ -33,6 +40,15 @@ from rag.verify import SPEC, claim
 
 FIELDS = ("knowledge", "question", "right_answer", "hallucinated_answer")
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A quantity to restate as a bound: "$ 50.3", "12,547", "442"; not part of a word or a longer number.
+# A count with its unit after it ("728 beds", "$ 50.3 million"), not a name's number ("US 88") nor
+# one already bounded ("about 27").
+QUANTITY = re.compile(r"(?<![\w.,$(-])(\$\s?)?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?=\s+[a-z])")
+BOUNDED = {"about", "nearly", "almost", "than", "over", "under", "least", "approximately", "around", "some"}
+DATED = re.compile(r"\bin\s+(1[5-9]\d\d|20\d\d)\b(?!\s*[-–])")
+MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+AUXILIARY = re.compile(r"\b(?:is|was|are|were|has|had|have|can|could|will|would)\b(?!\s+(?:not|never)\b)")
+PARENTHESIS = re.compile(r"\s*(?:\([^()]*\)|-LRB-.*?-RRB-)")
 # A run of capitalised words, not the first word of the text: a name to swap.
 NAME = re.compile(r"(?<=\s)[A-Z][\w'’.-]*(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'’.-]*)*")
 SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s+|(?=[A-Z]))")
@@ -96,13 +112,77 @@ def pairs(rows: list[dict[str, Any]], seed: int = 0) -> list[Pair]:
         if swapped:
             out.append(Pair(text, claim(row["question"], swapped), 0, "swapped_answer"))
         out += _answer_sentences(row, swapped, rng)
-        sentence = rng.choice(sentences(text))
-        out.append(Pair(text, sentence, 1, "copied_sentence"))
-        changed = swap(sentence, text, names, rng)
-        if changed:
-            out.append(Pair(text, changed, 0, "swapped_sentence"))
+        out += statements(text, names, rng)
     rng.shuffle(out)
     return out
+
+
+def statements(text: str, names: list[str], rng: random.Random) -> list[Pair]:
+    """Plain-statement pairs from one sentence of `text` (see the module docstring)."""
+    every = sentences(text)
+    sentence = rng.choice(every)
+    premise = sentence if rng.random() < 0.5 else text
+    made = [(sentence, 1, "copied_sentence"), (swap(sentence, premise, names, rng), 0, "swapped_sentence"),
+            (negate(sentence), 0, "negated_sentence"), (part(sentence), 1, "part_sentence")]
+    out = [Pair(premise, claim_, label, kind) for claim_, label, kind in made if claim_]
+    bounds = [(s, b) for s in every for b in [comparison(s, rng)] if b]
+    for source, (bounded, holds) in rng.sample(bounds, min(2, len(bounds))):
+        out.append(Pair(source if premise == sentence else text, bounded, holds, "bound_sentence"))
+    if len(every) > 1:
+        out.append(Pair(" ".join(s for s in every if s != sentence), sentence, 0, "missing_sentence"))
+    return out
+
+
+def negate(sentence: str) -> str | None:
+    """`sentence` with "not" after its first auxiliary verb ("was" → "was not"), or None."""
+    found = AUXILIARY.search(sentence)
+    return f"{sentence[: found.end()]} not{sentence[found.end():]}" if found else None
+
+
+def part(sentence: str) -> str | None:
+    """What `sentence` says without its parenthesis, or cut to its first clause: still supported
+    (a claim need not repeat everything its passage says). None when neither leaves 6 words."""
+    shorter = PARENTHESIS.sub("", sentence)
+    if shorter == sentence:
+        shorter = re.split(r",\s|;\s|\sand\s", sentence, maxsplit=1)[0].rstrip(" .") + "."
+    return shorter if shorter != sentence and len(shorter.split()) >= 6 else None
+
+
+def comparison(sentence: str, rng: random.Random) -> tuple[str, int] | None:
+    """A year or quantity in `sentence` restated as a bound, true or false with equal odds:
+    ("... after 1950 ...", 1) for "in 1961"; ("... more than 60 ...", 0) for 52. None without one."""
+    holds = rng.random() < 0.5
+    found = list(DATED.finditer(sentence)) + [m for m in QUANTITY.finditer(sentence) if _countable(sentence, m)]
+    if not found:
+        return None
+    match = rng.choice(found)
+    if match.re is DATED:
+        year, later = int(match.group(1)), rng.random() < 0.5
+        year_bound = year - rng.randint(1, 30) if later == holds else year + rng.randint(1, 30)
+        word = "after" if later else "before"
+        return f"{sentence[: match.start()]}{word} {year_bound}{sentence[match.end():]}", int(holds)
+    value, above = float(match.group(2).replace(",", "")), rng.random() < 0.5
+    factor = 1 + rng.uniform(0.1, 0.6)
+    bound = _like(match.group(2), value / factor if above == holds else value * factor)
+    if float(bound.replace(",", "")) == value:  # rounded back onto the value ("4" for 3.6)
+        return None
+    words = rng.choice(("more than", "over")) if above else rng.choice(("less than", "under"))
+    return f"{sentence[: match.start()]}{words} {match.group(1) or ''}{bound}{sentence[match.end():]}", int(holds)
+
+
+def _countable(sentence: str, found: re.Match[str]) -> bool:
+    """Not a year, a day of a date, a name's number ("Route 66") or a number already bounded."""
+    before = sentence[: found.start()].split()[-1:] or [""]
+    year = 1500 <= float(found.group(2).replace(",", "")) < 2100 and "." not in found.group(2)
+    return not (year or before[0][:1].isupper() or before[0].lower() in BOUNDED
+                or re.search(rf"\b{MONTH}\W*$", sentence[: found.start()])
+                or re.match(rf"\W*{MONTH}\b", sentence[found.end():]))
+
+
+def _like(original: str, value: float) -> str:
+    """`value` written as `original` is (decimals, thousands separators)."""
+    decimals = len(original.partition(".")[2])
+    return f"{value:,.{decimals}f}" if "," in original else f"{value:.{decimals}f}"
 
 
 def _answer_sentences(row: dict[str, Any], swapped: str | None, rng: random.Random) -> list[Pair]:

@@ -1,0 +1,140 @@
+"""Past one machine's memory: IVF-PQ with exact re-ranking, and IndexShards built in parallel, at
+1M chunk-sized (384-dim MiniLM) vectors, side by side with exact search in one run.
+
+    python benchmarks/scale.py --data ../shared/data [--total 1000000] [--shards 4] [--queries 200] [--json]
+
+Vectors: the ~100k real MiniLM vectors of benchmarks/realdata.py, each with noisy copies (Gaussian
+noise, renormalised: cosine ~0.93 to the original) up to --total, so every vector is distinct
+and neighbourhoods are crowded as in a large corpus. Queries: held-out real questions. Truth:
+exact inner-product search. Reported per index: build seconds, bytes in RAM (the serialised
+index), recall@10 against exact, and single-query latency with one thread (p50/p95). The exact
+vectors for re-ranking live in a memory-mapped file on disk, read only for the candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import realdata  # before rag: puts the project on sys.path
+
+from rag import threads, vectors
+
+WORK = realdata.ROOT / ".cache" / "scale"
+NOISE = 0.02  # per dimension: |noise| ~0.39, cosine to the original ~0.93
+
+
+def synthetic(real: np.ndarray, total: int, seed: int = 0) -> np.ndarray:
+    """`real` then noisy copies of it, `total` rows, float32, unit length."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((total, real.shape[1]), dtype=np.float32)
+    out[: len(real)] = real[:total]
+    for start in range(len(real), total, len(real)):
+        n = min(len(real), total - start)
+        block = real[:n] + rng.normal(0, NOISE, size=(n, real.shape[1])).astype(np.float32)
+        out[start: start + n] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def latency(search: Callable[[np.ndarray], Any], queries: np.ndarray) -> dict[str, float]:
+    threads.use(1)
+    times = []
+    for query in queries:
+        start = time.perf_counter()
+        search(query[None, :])
+        times.append((time.perf_counter() - start) * 1000)
+    threads.use(threads.available())
+    q = statistics.quantiles(times, n=20, method="inclusive")
+    return {"p50_ms": round(statistics.median(times), 2), "p95_ms": round(q[18], 2)}
+
+
+def measure(name: str, built: tuple[faiss.Index, float], search: Callable[[faiss.Index, np.ndarray], np.ndarray],
+            queries: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    index, seconds = built
+    found = search(index, queries)
+    row = {"index": name, "build_s": round(seconds, 1), "ram_mb": round(_bytes(index) / 2**20, 1),
+           "recall_at_10": round(realdata.recall_at_10(found, truth), 3),
+           **latency(lambda q: search(index, q), queries)}
+    print(f"{name:<34} build {row['build_s']:>7.1f} s  RAM {row['ram_mb']:>8.1f} MB  recall@10 "
+          f"{row['recall_at_10']:.3f}  p50 {row['p50_ms']:>7.2f} ms  p95 {row['p95_ms']:>7.2f} ms", flush=True)
+    return row
+
+
+def _bytes(index: faiss.Index) -> int:
+    if isinstance(index, faiss.IndexShards):
+        return sum(_bytes(faiss.downcast_index(index.at(i))) for i in range(index.count()))
+    return int(faiss.serialize_index(index).nbytes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the shared data folder")
+    parser.add_argument("--index", type=Path, default=Path("indexes/default"), help="its chunks lead the pool")
+    parser.add_argument("--total", type=int, default=1_000_000)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--candidates", type=int, default=100, help="re-ranked exactly per query")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    _, real = realdata.pool(args.data, args.index, 100_000)
+    _, questions = realdata.queries(args.data)
+    queries = np.ascontiguousarray(questions[: args.queries], dtype=np.float32)
+    base = synthetic(real, args.total)
+    ids = np.arange(len(base), dtype=np.int64)
+    WORK.mkdir(parents=True, exist_ok=True)
+    on_disk = WORK / f"vectors-{args.total}.npy"
+    np.save(on_disk, base)
+    exact = np.load(on_disk, mmap_mode="r")  # what re-ranking reads: the candidates' rows only
+    threads.use(threads.available())
+    flat = faiss.IndexFlatIP(base.shape[1])
+    _, truth = (flat.add(base), flat.search(queries, 10))[1]
+    dim, k, c = base.shape[1], 10, args.candidates
+
+    def raw(index: faiss.Index, q: np.ndarray) -> np.ndarray:
+        return index.search(q, k)[1]
+
+    def refined(index: faiss.Index, q: np.ndarray) -> np.ndarray:
+        return vectors.search_refined(index, exact, q, k, c)[1]
+
+    ivfpq = _timed(lambda: vectors.build_ivfpq(dim, ids, base))
+    rows = [
+        measure("exact (flat)", _timed(lambda: _flat(base)), raw, queries, truth),
+        measure("IVF-Flat (the default past 100k)", _timed(lambda: _ivf_flat(dim, ids, base)), raw, queries, truth),
+        measure("IVF-PQ48", ivfpq, raw, queries, truth),
+        measure(f"IVF-PQ48 + exact re-rank of {c}", ivfpq, refined, queries, truth),
+        measure(f"{args.shards} IVF-PQ48 shards + re-rank", _timed(lambda: vectors.build_shards(
+            dim, ids, base, args.shards)), refined, queries, truth),
+    ]
+    print(f"(exact vectors for re-ranking: {on_disk.stat().st_size / 2**20:.0f} MB on disk, memory-mapped)")
+    if args.json:
+        print(json.dumps({"total": args.total, "queries": len(queries), "candidates": c, "rows": rows}, indent=1))
+
+
+def _flat(base: np.ndarray) -> faiss.Index:
+    index = faiss.IndexFlatIP(base.shape[1])
+    index.add(base)
+    return index
+
+
+def _ivf_flat(dim: int, ids: np.ndarray, base: np.ndarray) -> faiss.Index:
+    index = vectors.build(vectors.IVF, dim, ids, base)
+    vectors.set_nprobe(index, vectors.default_nprobe(index))  # as a snapshot sets it when it opens
+    return index
+
+
+def _timed(build: Callable[[], faiss.Index]) -> tuple[faiss.Index, float]:
+    start = time.perf_counter()
+    index = build()
+    return index, time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()
