@@ -69,7 +69,8 @@ def measure(name: str, built: tuple[faiss.Index, float], search: Callable[[faiss
 
 def _bytes(index: faiss.Index) -> int:
     if isinstance(index, faiss.IndexShards):
-        return sum(_bytes(faiss.downcast_index(index.at(i))) for i in range(index.count()))
+        shards: Any = index
+        return sum(_bytes(faiss.downcast_index(shards.at(i))) for i in range(shards.count()))
     return int(faiss.serialize_index(index).nbytes)
 
 
