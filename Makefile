@@ -12,6 +12,7 @@ TORCH ?= cpu
 TORCH_CPU_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 INDEX ?= indexes/default
+PYTEST_ARGS ?= --durations=10
 CORPUS ?= corpus
 DATA ?= ../shared/data
 PY := $(VENV)/bin/python

@@ -117,7 +117,12 @@ def test_a_decompression_bomb_costs_one_file_not_the_build(tmp_path: Path, fake:
 def test_a_parser_past_its_time_limit_is_killed_and_the_build_goes_on(tmp_path: Path, fake: FakeEmbedder) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    shutil.copy(REPO / "corpus" / "bash-manual" / "bashref.pdf", corpus)  # 196 pages: over a second to read
+    from pypdf import PdfWriter
+
+    manual = PdfWriter()
+    for _ in range(4):  # the Bash manual four times over, 784 pages: about a second to read
+        manual.append(REPO / "corpus" / "bash-manual" / "bashref.pdf")
+    manual.write(corpus / "bashref.pdf")
     shutil.copy(FIXTURES / "sample.md", corpus)
     shutil.copy(FIXTURES / "sample.txt", corpus)
     start = time.monotonic()
