@@ -4,9 +4,11 @@ incremental (changed, deleted, added, broken files), and the CLI end to end."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +46,7 @@ def test_ray_engine_builds_the_same_index_as_the_local_one(tmp_path: Path, corpu
 
     (corpus / "sample.md").write_text("# Changed\n\nThe greenhouse now opens at dawn.\n")
     (corpus / "sample.txt").unlink()
+    os.utime(corpus / "sample.rst", ns=(time.time_ns(), time.time_ns() + 10**9))  # touched, not changed
     (corpus / "latin1.txt").write_text("Fixed: now valid UTF-8.\n")
     shutil.copy(REPO / "corpus" / "rho-bank" / sorted(p.name for p in (REPO / "corpus" / "rho-bank").iterdir())[0],
                 corpus / "bank.md")

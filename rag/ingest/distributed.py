@@ -38,17 +38,23 @@ EMBED_BATCH = 16  # files per embedding call
 
 
 class ParseFiles:
-    """Ray actor: read, parse (in a sandboxed worker process) and chunk a batch of files."""
+    """Ray actor: read, parse (in a sandboxed worker process) and chunk a batch of files. A file whose
+    content hash is in `indexed` (touched, not changed) keeps no chunks: nothing to embed."""
 
-    def __init__(self, embedder: str, chunking: ChunkConfig, limits: ParseLimits) -> None:
+    def __init__(self, embedder: str, chunking: ChunkConfig, limits: ParseLimits, indexed: dict[str, str]) -> None:
         model = SentenceTransformerEmbedder(embedder)  # the tokenizer only: the model loads on first embed
         self.chunker = Chunker(model.tokenizer, model.max_tokens, chunking)
         self.parser = Parser(limits)
+        self.indexed = indexed
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        candidates = [Candidate(Path(str(p)), int(s), int(m))
-                      for p, s, m in zip(batch["path"], batch["size"], batch["mtime_ns"], strict=True)]
-        return {"record": [json.dumps(_record(parse_one(c, self.chunker, self.parser))) for c in candidates]}
+        records = []
+        for path, size, mtime_ns in zip(batch["path"], batch["size"], batch["mtime_ns"], strict=True):
+            parsed = parse_one(Candidate(Path(str(path)), int(size), int(mtime_ns)), self.chunker, self.parser)
+            if self.indexed.get(str(path)) == parsed.sha256:
+                parsed.chunks, parsed.terms = [], []
+            records.append(json.dumps(_record(parsed)))
+        return {"record": records}
 
 
 class EmbedChunks:
@@ -77,7 +83,8 @@ def load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], em
         return
     shards = staging.index_dir / f"{SHARDS}{os.getpid()}-{time.time_ns()}"
     try:
-        _run_pipeline(to_read, embedder.name, chunking, options, shards)
+        indexed = {str(c.path): manifest[str(c.path)].sha256 for c in to_read if str(c.path) in manifest}
+        _run_pipeline(to_read, indexed, embedder.name, chunking, options, shards)
         for read, (parsed, embeddings) in enumerate(_merged(shards, embedder.dim), 1):
             if options.on_progress:
                 options.on_progress(read, len(to_read))
@@ -88,8 +95,8 @@ def load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], em
         shutil.rmtree(shards, ignore_errors=True)
 
 
-def _run_pipeline(to_read: list[Candidate], embedder: str, chunking: ChunkConfig, options: IngestOptions,
-                  shards: Path) -> None:
+def _run_pipeline(to_read: list[Candidate], indexed: dict[str, str], embedder: str, chunking: ChunkConfig,
+                  options: IngestOptions, shards: Path) -> None:
     import ray
 
     started_here = not ray.is_initialized()
@@ -105,8 +112,8 @@ def _run_pipeline(to_read: list[Candidate], embedder: str, chunking: ChunkConfig
         dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // PARSE_BATCH, 4 * cpus)))
         # Half a CPU per actor, so that parsing, embedding and the shard writes all fit on two cores.
         pool = ray.data.ActorPoolStrategy
-        parsed = dataset.map_batches(ParseFiles, fn_constructor_args=(embedder, chunking, options.parse_limits),
-                                     batch_size=PARSE_BATCH, num_cpus=0.5,
+        parse_args = (embedder, chunking, options.parse_limits, indexed)
+        parsed = dataset.map_batches(ParseFiles, fn_constructor_args=parse_args, batch_size=PARSE_BATCH, num_cpus=0.5,
                                      compute=pool(min_size=1, max_size=max(1, cpus // 2)))
         embedded = parsed.map_batches(EmbedChunks, fn_constructor_args=(embedder,), batch_size=EMBED_BATCH,
                                       num_gpus=1 if gpus else 0, num_cpus=0.5,
