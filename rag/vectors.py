@@ -9,10 +9,13 @@ its own vectors when it has grown RETRAIN_GROWTH times since it was trained.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faiss
 import numpy as np
+
+from rag import threads
 
 FLAT = "flat-ip"
 IVF = "ivf-flat"
@@ -65,14 +68,23 @@ def build(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, seed: int =
     if kind == FLAT:
         index = new_flat(dim)
     else:
-        nlist = max(1, min(int(4 * math.sqrt(n)), n // _POINTS_PER_LIST))
+        nlist = _nlist(n)
         index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(seed).choice(n, size=min(n, _TRAIN_PER_LIST * nlist), replace=False)
-        index.train(np.ascontiguousarray(vectors[np.sort(sample)]))
+        _train(index, vectors, _TRAIN_PER_LIST * nlist, seed)
         faiss.extract_index_ivf(index).set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
     if n:
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
     return index
+
+
+def _nlist(n: int) -> int:
+    return max(1, min(int(4 * math.sqrt(n)), n // _POINTS_PER_LIST))
+
+
+def _train(index: faiss.Index, vectors: np.ndarray, size: int, seed: int) -> None:
+    """Train on a seeded sample of `size` rows, kept in their order."""
+    sample = np.random.default_rng(seed).choice(len(vectors), size=min(len(vectors), size), replace=False)
+    index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
 
 
 def default_nprobe(index: faiss.Index) -> int:
@@ -97,13 +109,10 @@ def build_ivfpq(dim: int, ids: np.ndarray, vecs: np.ndarray, m: int = 48, seed: 
     """IVF with product-quantised lists: `m` bytes per vector instead of 4 x dim (48 vs 1,536 for
     MiniLM), so a million chunks take ~60 MB of RAM. Scores are approximate; `search_refined`
     re-ranks the best candidates with the exact vectors, which can stay on disk."""
-    n = len(ids)
-    nlist = max(1, min(int(4 * math.sqrt(n)), n // _POINTS_PER_LIST))
+    nlist = _nlist(len(ids))
     index = faiss.index_factory(dim, f"IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
     index.do_polysemous_training = False  # type: ignore[attr-defined]  # unused Hamming filter; most of the training
-    sample = np.random.default_rng(seed).choice(n, size=min(n, max(_TRAIN_PER_LIST * nlist, 256 * 39)),
-                                                replace=False)
-    index.train(np.ascontiguousarray(vecs[np.sort(sample)], dtype=np.float32))
+    _train(index, vecs, max(_TRAIN_PER_LIST * nlist, 256 * 39), seed)  # PQ's 256 centroids want 39 points each
     index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
     faiss.extract_index_ivf(index).nprobe = default_nprobe(index)
     return index
@@ -117,10 +126,10 @@ def search_refined(index: faiss.Index, exact: np.ndarray, queries: np.ndarray, k
     scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     ids = np.full((len(queries), k), -1, dtype=np.int64)
     for row, (query, cands) in enumerate(zip(queries, found, strict=True)):
-        cands = cands[cands >= 0]
-        exact_scores = np.asarray(exact[np.sort(cands)], dtype=np.float32) @ query
+        cands = np.sort(cands[cands >= 0])  # in file order: a memory map reads forward
+        exact_scores = np.asarray(exact[cands], dtype=np.float32) @ query
         best = np.argsort(-exact_scores)[:k]
-        scores[row, : len(best)], ids[row, : len(best)] = exact_scores[best], np.sort(cands)[best]
+        scores[row, : len(best)], ids[row, : len(best)] = exact_scores[best], cands[best]
     return scores, ids
 
 
@@ -129,10 +138,7 @@ def build_shards(dim: int, ids: np.ndarray, vecs: np.ndarray, shards: int,
     """`shards` indexes, each built by `builder` from a slice of the vectors in its own thread
     (FAISS frees the GIL while it trains and adds), searched as one by faiss.IndexShards. On one
     machine this builds in parallel; the same split is how an index spreads over machines."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    cores = os.cpu_count() or 1
+    cores = threads.available()
     workers = min(shards, cores)
 
     def build(part: np.ndarray) -> faiss.Index:

@@ -125,13 +125,14 @@ def _run_pipeline(to_read: list[Candidate], indexed: dict[str, str], embedder: s
 
 
 def _merged(shards: Path, dim: int) -> Iterator[tuple[Parsed, np.ndarray]]:
-    """Each file's parse result and vectors from the shards, in path order (as the local engine)."""
+    """Each file's parse result and vectors, one shard in memory at a time (a corpus's texts and
+    vectors together need not fit)."""
     import pyarrow.parquet as pq
 
-    rows = [row for shard in sorted(shards.glob("*.parquet")) for row in pq.read_table(shard).to_pylist()]
-    for row in sorted(rows, key=lambda r: json.loads(r["record"])["path"]):
-        parsed = _parsed(json.loads(row["record"]))
-        yield parsed, np.frombuffer(row["embeddings"], dtype=np.float32).reshape(len(parsed.chunks), dim)
+    for shard in sorted(shards.glob("*.parquet")):
+        for row in pq.read_table(shard).to_pylist():
+            parsed = _parsed(json.loads(row["record"]))
+            yield parsed, np.frombuffer(row["embeddings"], dtype=np.float32).reshape(len(parsed.chunks), dim)
 
 
 def _record(parsed: Parsed) -> dict[str, Any]:

@@ -161,10 +161,10 @@ def comparison(sentence: str, rng: random.Random) -> tuple[str, int] | None:
         year_bound = year - rng.randint(1, 30) if later == holds else year + rng.randint(1, 30)
         word = "after" if later else "before"
         return f"{sentence[: match.start()]}{word} {year_bound}{sentence[match.end():]}", int(holds)
-    value, above = float(match.group(2).replace(",", "")), rng.random() < 0.5
+    value, above = _number(match.group(2)), rng.random() < 0.5
     factor = 1 + rng.uniform(0.1, 0.6)
     bound = _like(match.group(2), value / factor if above == holds else value * factor)
-    if float(bound.replace(",", "")) == value:  # rounded back onto the value ("4" for 3.6)
+    if _number(bound) == value:  # rounded back onto the value ("4" for 3.6)
         return None
     words = rng.choice(("more than", "over")) if above else rng.choice(("less than", "under"))
     return f"{sentence[: match.start()]}{words} {match.group(1) or ''}{bound}{sentence[match.end():]}", int(holds)
@@ -173,10 +173,14 @@ def comparison(sentence: str, rng: random.Random) -> tuple[str, int] | None:
 def _countable(sentence: str, found: re.Match[str]) -> bool:
     """Not a year, a day of a date, a name's number ("Route 66") or a number already bounded."""
     before = sentence[: found.start()].split()[-1:] or [""]
-    year = 1500 <= float(found.group(2).replace(",", "")) < 2100 and "." not in found.group(2)
+    year = 1500 <= _number(found.group(2)) < 2100 and "." not in found.group(2)
     return not (year or before[0][:1].isupper() or before[0].lower() in BOUNDED
                 or re.search(rf"\b{MONTH}\W*$", sentence[: found.start()])
                 or re.match(rf"\W*{MONTH}\b", sentence[found.end():]))
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
 
 
 def _like(original: str, value: float) -> str:
