@@ -615,9 +615,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Run `streamlit run rag/ui/app.py` in this process's place, bound to `--address`."""
-    import subprocess
-
+    """Run `streamlit run rag/ui/app.py` in this process's place (exec: stopping `rag ui` stops the
+    server, no orphan is left), bound to `--address`."""
     from rag.ui.uploads import MAX_UPLOAD_BYTES
 
     env = os.environ | {"RAG_INDEX": str(args.index), "RAG_CORPUS": str(args.corpus)}
@@ -627,7 +626,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
                "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2**20)]
     print(f"rag ui: http://{args.address}:{args.port} over {args.index} (corpus {args.corpus}); Ctrl-C stops",
           file=sys.stderr)
-    return subprocess.call(command, env=env)
+    os.execve(sys.executable, command, env)
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -67,6 +67,8 @@ def server(tmp_path: Path) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+        with pytest.raises(OSError):  # the server itself stopped, not only the command that started it
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
 
 
 def ask(page: Any, question: str, answers_before: int) -> Any:
