@@ -134,6 +134,11 @@ def test_a_parser_past_its_time_limit_is_killed_and_the_build_goes_on(tmp_path: 
     assert time.monotonic() - start < 30
 
 
+def test_a_pdf_with_a_broken_page_is_a_load_error_naming_the_page() -> None:
+    with pytest.raises(LoadError, match=r"corrupt PDF: page \d+ cannot be read"):  # found by the fuzz test
+        loaders.load(".pdf", SAMPLE_PDF[:85] + b"\x00" + SAMPLE_PDF[86:])
+
+
 def test_pdfs_past_the_page_limit_are_refused_before_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loaders, "MAX_PDF_PAGES", 2)
     with pytest.raises(LoadError, match="3 pages, over the limit of 2"):

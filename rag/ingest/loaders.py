@@ -261,7 +261,12 @@ def load_pdf(data: bytes) -> Document:
 
 
 def _pdf_page_text(pdf: Any, index: int) -> str:
-    page = pdf[index]
+    import pypdfium2 as pdfium
+
+    try:
+        page = pdf[index]
+    except pdfium.PdfiumError as exc:  # the document opened, but this page's objects are broken
+        raise LoadError(f"corrupt PDF: page {index + 1} cannot be read ({exc})") from exc
     textpage = page.get_textpage()
     try:
         text = textpage.get_text_bounded()
