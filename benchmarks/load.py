@@ -92,7 +92,7 @@ def main() -> None:
         _show("retrieval", report["retrieval"][-1], args.json)
     if args.answers:
         answerer = Answerer(index, backends.make(), AnswerConfig())
-        checker = verify.CrossEncoderVerifier()
+        checker = verify.load()
         verify.check(answerer.ask(QUERIES[0]), checker)  # warm up both models
         report["answers"] = []
         for clients in args.answer_clients:

@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--parse-timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds one file may take to parse before it is skipped (default {DEFAULT_TIMEOUT_S:g})")
     ingest.add_argument("--index-type", choices=POLICIES,
-                        help="vector index: exact flat, approximate ivf, or auto (ivf from 100k chunks); kept")
+                        help="vector index: exact flat, approximate ivf, auto (ivf from 100k chunks), or ivfpq "
+                             "(compressed, for more vectors than memory; exact below 10k chunks); kept")
     ingest.add_argument("--engine", choices=ENGINES, default="local",
                         help="local, or ray: parse and embed as a Ray Data pipeline (needs the [ray] extra)")
     ingest.add_argument("--address", help="Ray cluster address for --engine ray (default: start a local Ray)")
@@ -358,7 +359,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                               args.adapter)
     config = AnswerConfig(k=args.k, mode=args.mode, rerank=args.rerank, passage_chars=args.passage_chars or None,
                           sampling=Sampling(max_new_tokens=args.max_new_tokens))
-    checker = verify.CrossEncoderVerifier(args.verifier) if args.verify else None
+    checker = verify.load(args.verifier) if args.verify else None
     with Index(args.index) as index:
         answerer = Answerer(index, generator, config)
 
@@ -402,7 +403,7 @@ def _answer(stream: Iterator[str | Answer], as_json: bool) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     problems: list[str] = []
     rows = read_jsonl(args.pairs, ("premise", "hypothesis"), problems)
-    checker = verify.CrossEncoderVerifier(args.verifier)
+    checker = verify.load(args.verifier)
     scores = checker.scores([(r["premise"], r["hypothesis"]) for r in rows])
     for problem in problems:
         print(f"rag verify: skipped {problem}", file=sys.stderr)
@@ -507,7 +508,7 @@ def _eval_answers(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"rag eval answers: skipped {problem}", file=sys.stderr)
     generator = backends.make(args.generator, adapter=args.adapter)
-    checker = verify.CrossEncoderVerifier(args.verifier)
+    checker = verify.load(args.verifier)
     if args.out:
         ea.prepare(args.out, {"dataset": str(args.dataset), "format": args.format, "index": args.index,
                               "limit": args.limit, "generator": generator.name, "verifier": checker.name,
@@ -547,11 +548,12 @@ def _eval_verifier(args: argparse.Namespace) -> int:
                 "halueval-dev-sentences": ev.halueval_sentences(dev_rows, args.limit)}
     if args.vitaminc:
         datasets["vitaminc"] = ev.vitaminc(args.vitaminc, args.limit)
-    trained = verify.CrossEncoderVerifier(args.verifier)
-    verifiers: dict[str, verify.Verifier] = {trained.name: trained, "token-overlap": verify.OverlapVerifier()}
+    trained = verify.load(args.verifier)
+    verifiers: dict[str, verify.Verifier] = {trained.name: trained, f"{trained.name} (model only)": trained.inner,
+                                             "token-overlap": verify.OverlapVerifier()}
     if args.judge:
         verifiers["judge"] = ev.JudgeVerifier(backends.make(args.judge, adapter=None))
-    baselines = [name for name in verifiers if name != trained.name]
+    baselines = [name for name in verifiers if name in ("token-overlap", "judge")]
     total = len(verifiers) * sum(map(len, datasets.values())) + len(baselines) * len(calibration)
     with tqdm(total=total, desc="verify", unit="pair", disable=None) as bar:
         results = ev.evaluate(verifiers, calibration, datasets, baselines, bar.update)

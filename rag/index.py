@@ -65,7 +65,7 @@ class Index:
                parse_limits: ParseLimits | None = None, engine: str = "local",
                address: str | None = None) -> IngestReport:
         """Bring the index in line with the files under `paths` (new, changed and deleted files).
-        `index_type` (auto, flat, ivf) is recorded; None keeps the index's own. `on_progress` is
+        `index_type` (auto, flat, ivf, ivfpq) is recorded; None keeps the index's own. `on_progress` is
         told (files read, files to read) as reading goes on. `parse_limits`: each file's parsing
         time and memory (a file past them fails alone). `engine` "ray" parses and embeds on a Ray
         cluster at `address` (None: a local one), same result as "local"."""

@@ -3,7 +3,7 @@
 Layout of an index folder:
 
     CURRENT            name of the published snapshot, replaced atomically
-    snap-000007/       one published snapshot: meta.json, chunks.sqlite, vectors.faiss
+    snap-000007/       one published snapshot: meta.json, chunks.sqlite, vectors.faiss, bm25/
     .staging-*/        a snapshot being built (deleted if its writer died)
     .lock              held (flock) by the one writer at a time
 
@@ -40,6 +40,7 @@ SQLITE = "chunks.sqlite"
 VECTORS = "vectors.faiss"
 META = "meta.json"
 KEEP_SNAPSHOTS = 2  # the published one and its predecessor, for readers still opening it
+PQ_BATCH = 50_000  # exact vectors read at a time to refill a retrained IVF-PQ (75 MB for MiniLM)
 
 _SCHEMA = """
 CREATE TABLE files (path TEXT PRIMARY KEY, kind TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
@@ -55,6 +56,9 @@ CREATE TABLE failures (path TEXT PRIMARY KEY, error TEXT NOT NULL, at REAL NOT N
 CREATE TABLE state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO state VALUES ('next_chunk_id', 1);
 """
+# An IVF-PQ index holds codes, not vectors: the exact ones (float32 bytes) live here, on disk, for
+# re-ranking its candidates, retraining it and converting to another index type. Empty otherwise.
+_EXACT = "CREATE TABLE IF NOT EXISTS exact (id INTEGER PRIMARY KEY, vector BLOB NOT NULL)"
 
 
 class StoreError(RuntimeError):
@@ -111,8 +115,8 @@ class IndexMeta:
     chunk_tokens: int
     overlap_tokens: int
     index_type: str = vectors.FLAT  # what the vectors are stored in now
-    index_policy: str = "auto"  # what the user asked for: auto, flat or ivf
-    ivf_trained_on: int = 0  # vectors the IVF was trained on (retrained after RETRAIN_GROWTH times more)
+    index_policy: str = "auto"  # what the user asked for: auto, flat, ivf or ivfpq
+    ivf_trained_on: int = 0  # vectors an IVF or IVF-PQ was trained on (retrained after RETRAIN_GROWTH times more)
     nprobe: int = vectors.DEFAULT_NPROBE
     format_version: int = FORMAT_VERSION
 
@@ -264,7 +268,11 @@ class Snapshot:
         """(chunk id, inner product) of the k nearest chunks for each query row."""
         if self.vectors.ntotal == 0:
             return [[] for _ in range(len(queries))]
-        scores, ids = self.vectors.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.meta.index_type == vectors.IVFPQ:
+            scores, ids = vectors.search_refined(self.vectors, lambda found: exact_vectors(self.db, found), queries, k)
+        else:
+            scores, ids = self.vectors.search(queries, k)
         return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
                 for row_ids, row_scores in zip(ids, scores, strict=True)]
 
@@ -317,10 +325,12 @@ class Staging:
         if base is None:
             self.db = sqlite3.connect(self.path / SQLITE)
             self.db.executescript(_SCHEMA)
+            self.db.execute(_EXACT)
             self.vectors = vectors.new_flat(meta.dim)
         else:
             shutil.copyfile(base.path / SQLITE, self.path / SQLITE)
             self.db = sqlite3.connect(self.path / SQLITE)
+            self.db.execute(_EXACT)  # indexes written before IVF-PQ lack the table
             self.vectors = faiss.read_index(str(base.path / VECTORS))
             self.meta = replace(meta, index_type=base.meta.index_type, ivf_trained_on=base.meta.ivf_trained_on,
                                 nprobe=base.meta.nprobe)
@@ -333,6 +343,7 @@ class Staging:
         ids = [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
         if ids:
             self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
+        self.db.execute("DELETE FROM exact WHERE id IN (SELECT id FROM chunks WHERE path = ?)", (path,))
         self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
         self.db.execute("DELETE FROM pages WHERE path = ?", (path,))
         self.db.execute("DELETE FROM files WHERE path = ?", (path,))
@@ -354,7 +365,12 @@ class Staging:
         self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [(int(i), record.path, *c) for i, c in zip(ids, chunks, strict=True)])
         if len(ids):
-            self.vectors.add_with_ids(np.ascontiguousarray(embeddings, dtype=np.float32), ids)
+            embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+            self.vectors.add_with_ids(embeddings, ids)
+            if self.meta.index_type == vectors.IVFPQ:
+                self._keep_exact(ids, embeddings)
+            elif self.meta.index_policy == "ivfpq" and self.vectors.ntotal >= vectors.IVFPQ_MIN_VECTORS:
+                self._fit_vectors()  # from here on vectors go to disk, not into a flat index in memory
 
     def touch_file(self, path: str, mtime_ns: int) -> None:
         """Record a new mtime for a file whose content did not change."""
@@ -395,14 +411,44 @@ class Staging:
         return final
 
     def _fit_vectors(self) -> None:
-        """Move the vectors into the index kind the policy wants at this size (or retrain the IVF)."""
+        """Move the vectors into the index kind the policy wants at this size (or retrain it)."""
         n = int(self.vectors.ntotal)
         kind = vectors.wanted_kind(self.meta.index_policy, n)
-        if vectors.needs_rebuild(self.meta.index_type, kind, n, self.meta.ivf_trained_on):
-            ids, vecs = vectors.contents(self.vectors)
+        if not vectors.needs_rebuild(self.meta.index_type, kind, n, self.meta.ivf_trained_on):
+            return
+        if kind == self.meta.index_type == vectors.IVFPQ:
+            self.vectors = self._retrained_pq()
+        else:
+            if self.meta.index_type == vectors.IVFPQ:
+                ids = self._exact_ids()
+                vecs = exact_vectors(self.db, ids)
+            else:
+                ids, vecs = vectors.contents(self.vectors)
             self.vectors = vectors.build(kind, self.meta.dim, ids, vecs)
-            self.meta = replace(self.meta, index_type=kind, ivf_trained_on=n if kind == vectors.IVF else 0,
-                                nprobe=vectors.default_nprobe(self.vectors))
+            self.db.execute("DELETE FROM exact")
+            if kind == vectors.IVFPQ:
+                self._keep_exact(ids, vecs)
+        self.meta = replace(self.meta, index_type=kind, ivf_trained_on=n if kind in vectors.TRAINED else 0,
+                            nprobe=vectors.default_nprobe(self.vectors))
+
+    def _retrained_pq(self) -> faiss.Index:
+        """A new IVF-PQ trained on a sample of the exact vectors and filled a batch at a time from
+        the table: memory holds the sample and one batch, never every vector."""
+        ids = self._exact_ids()
+        sample = np.random.default_rng(0).choice(ids, min(len(ids), vectors.pq_training_size(len(ids))), replace=False)
+        index = vectors.empty_ivfpq(self.meta.dim, len(ids), exact_vectors(self.db, np.sort(sample)),
+                                    vectors.pq_bytes(self.meta.dim))
+        for first in range(0, len(ids), PQ_BATCH):
+            part = ids[first: first + PQ_BATCH]
+            index.add_with_ids(exact_vectors(self.db, part), part)
+        return index
+
+    def _exact_ids(self) -> np.ndarray:
+        return np.array([r[0] for r in self.db.execute("SELECT id FROM exact ORDER BY id")], dtype=np.int64)
+
+    def _keep_exact(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        self.db.executemany("INSERT INTO exact VALUES (?, ?)",
+                            ((int(i), v.astype(np.float32).tobytes()) for i, v in zip(ids, vecs, strict=True)))
 
     def abort(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -413,6 +459,21 @@ class Staging:
         n_rows = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         if n_rows != self.vectors.ntotal:
             raise IndexCorrupt(f"staging index has {n_rows} chunk rows but {self.vectors.ntotal} vectors")
+        n_exact = self.db.execute("SELECT COUNT(*) FROM exact").fetchone()[0]
+        if n_exact != (n_rows if self.meta.index_type == vectors.IVFPQ else 0):
+            raise IndexCorrupt(f"staging index has {n_rows} chunk rows but {n_exact} exact vectors")
+
+
+def exact_vectors(db: sqlite3.Connection, ids: np.ndarray) -> np.ndarray:
+    """The exact vectors of an IVF-PQ index's chunks `ids`, in that order."""
+    found: dict[int, bytes] = {}
+    for first in range(0, len(ids), 30_000):  # SQLite's limit on bound parameters is 32,766
+        part = [int(i) for i in ids[first: first + 30_000]]
+        found |= dict(db.execute(f"SELECT id, vector FROM exact WHERE id IN ({','.join('?' * len(part))})", part))
+    missing = [int(i) for i in ids if int(i) not in found]
+    if missing:
+        raise IndexCorrupt(f"the index has no exact vector for chunk {missing[0]}; rebuild with `rag ingest --rebuild`")
+    return np.array([np.frombuffer(found[int(i)], dtype=np.float32) for i in ids]).reshape(len(ids), -1)
 
 
 def _snapshot_number(path: Path) -> int:

@@ -1,14 +1,18 @@
-"""FAISS vector indexes keyed by chunk id: exact (flat inner product) or approximate (IVF-Flat).
+"""FAISS vector indexes keyed by chunk id: exact (flat inner product) or approximate (IVF-Flat,
+IVF-PQ).
 
-Both support adding and removing ids in place, which incremental ingest needs. The
-IVF index stores full vectors in its lists, so its scores are exact; it is only
-approximate in which lists (nprobe of nlist) a query visits. It is retrained from
-its own vectors when it has grown RETRAIN_GROWTH times since it was trained.
+All support adding and removing ids in place, which incremental ingest needs. The IVF-Flat
+index stores full vectors in its lists, so its scores are exact; it is only approximate in
+which lists (nprobe of nlist) a query visits. IVF-PQ stores a few bytes per vector (a 30th of
+MiniLM's 1,536), for indexes larger than memory: its scores are approximate, so its best
+candidates are re-ranked with the exact vectors, which the store keeps on disk. Trained
+indexes are retrained from their vectors when they have grown RETRAIN_GROWTH times.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,8 +23,12 @@ from rag import threads
 
 FLAT = "flat-ip"
 IVF = "ivf-flat"
-POLICIES = ("auto", "flat", "ivf")
+IVFPQ = "ivf-pq"
+TRAINED = (IVF, IVFPQ)
+POLICIES = ("auto", "flat", "ivf", "ivfpq")
 IVF_MIN_VECTORS = 100_000  # "auto" switches to IVF from this many chunks on
+IVFPQ_MIN_VECTORS = 10_000  # "ivfpq" below this is exact: PQ's 256 centroids want 39 training points each
+REFINE_CANDIDATES = 100  # IVF-PQ candidates re-ranked exactly: recall@10 0.93 at 1M (benchmarks/scale.py)
 RETRAIN_GROWTH = 4
 DEFAULT_NPROBE = 16  # for an exact index it has no effect; an IVF gets default_nprobe(nlist)
 _MIN_IVF_NPROBE = 64  # small IVFs: a tenth of 400 lists (10k vectors) gave recall@10 0.942 only
@@ -35,43 +43,58 @@ def new_flat(dim: int) -> faiss.Index:
 def wanted_kind(policy: str, n: int) -> str:
     if policy not in POLICIES:
         raise ValueError(f"unknown index type {policy!r}; choose one of {', '.join(POLICIES)}")
+    if policy == "ivfpq":
+        return IVFPQ if n >= IVFPQ_MIN_VECTORS else FLAT
     ivf = policy == "ivf" or (policy == "auto" and n >= IVF_MIN_VECTORS)
     return IVF if ivf and n > 0 else FLAT
 
 
 def needs_rebuild(kind_now: str, kind_wanted: str, n: int, trained_on: int) -> bool:
-    return kind_now != kind_wanted or (kind_wanted == IVF and n > RETRAIN_GROWTH * max(trained_on, 1))
+    return kind_now != kind_wanted or (kind_wanted in TRAINED and n > RETRAIN_GROWTH * max(trained_on, 1))
 
 
 def contents(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of everything stored, in no particular order."""
+    """(ids, vectors) of everything stored, in no particular order. Not for IVF-PQ, whose lists
+    hold codes, not vectors."""
     if isinstance(index, faiss.IndexIDMap2):
-        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
         flat = faiss.downcast_index(index.index)
-        return ids, flat.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+        return stored_ids(index), (flat.reconstruct_n(0, index.ntotal) if index.ntotal
+                                   else np.zeros((0, index.d), np.float32))
+    ivf: Any = faiss.extract_index_ivf(index)
+    if ivf.invlists.code_size != 4 * ivf.d:
+        raise ValueError("a compressed index holds codes, not vectors: read the exact vectors kept beside it")
+    codes = [_list(ivf, i, "codes") for i in range(ivf.nlist)]
+    return stored_ids(index), np.concatenate([np.zeros(0, np.uint8), *codes]).view(np.float32).reshape(-1, ivf.d)
+
+
+def stored_ids(index: faiss.Index) -> np.ndarray:
+    """The ids of everything stored, in the order `contents` gives the vectors."""
+    if isinstance(index, faiss.IndexIDMap2):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
     ivf = faiss.extract_index_ivf(index)
-    lists: Any = ivf.invlists
-    id_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
-    vec_parts: list[np.ndarray] = [np.zeros((0, ivf.d), np.float32)]
-    for i in range(ivf.nlist):
-        n = lists.list_size(i)
-        if n:
-            id_parts.append(faiss.rev_swig_ptr(lists.get_ids(i), n).copy())
-            codes = faiss.rev_swig_ptr(lists.get_codes(i), n * lists.code_size).copy()
-            vec_parts.append(codes.view(np.float32).reshape(n, ivf.d))
-    return np.concatenate(id_parts), np.concatenate(vec_parts)
+    return np.concatenate([np.zeros(0, np.int64), *(_list(ivf, i, "ids") for i in range(ivf.nlist))])
+
+
+def _list(ivf: Any, i: int, what: str) -> np.ndarray:
+    """A copy of inverted list i's ids (int64) or codes (bytes)."""
+    lists, n = ivf.invlists, ivf.invlists.list_size(i)
+    if what == "ids":
+        return faiss.rev_swig_ptr(lists.get_ids(i), n).copy() if n else np.zeros(0, np.int64)
+    return faiss.rev_swig_ptr(lists.get_codes(i), n * lists.code_size).copy() if n else np.zeros(0, np.uint8)
 
 
 def build(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, seed: int = 0) -> faiss.Index:
     """A new index of `kind` holding `vectors` under `ids`."""
     n = len(ids)
+    if kind == IVFPQ:
+        return build_ivfpq(dim, ids, vectors, pq_bytes(dim), seed)
     if kind == FLAT:
         index = new_flat(dim)
     else:
         nlist = _nlist(n)
         index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
         _train(index, vectors, _TRAIN_PER_LIST * nlist, seed)
-        faiss.extract_index_ivf(index).set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        _removable(index)
     if n:
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
     return index
@@ -79,6 +102,17 @@ def build(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, seed: int =
 
 def _nlist(n: int) -> int:
     return max(1, min(int(4 * math.sqrt(n)), n // _POINTS_PER_LIST))
+
+
+def _removable(index: faiss.Index) -> None:
+    """Removing an id finds its list through a hash table instead of scanning every list."""
+    faiss.extract_index_ivf(index).set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+
+
+def pq_bytes(dim: int) -> int:
+    """PQ sub-quantisers for `dim`: the largest divisor of dim up to dim / 8 (48 for 384), as PQ
+    needs; 8 dimensions a byte kept recall@10 at 0.93 after re-ranking on 1M MiniLM vectors."""
+    return max(m for m in range(1, max(1, dim // 8) + 1) if dim % m == 0)
 
 
 def _train(index: faiss.Index, vectors: np.ndarray, size: int, seed: int) -> None:
@@ -109,25 +143,39 @@ def build_ivfpq(dim: int, ids: np.ndarray, vecs: np.ndarray, m: int = 48, seed: 
     """IVF with product-quantised lists: `m` bytes per vector instead of 4 x dim (48 vs 1,536 for
     MiniLM), so a million chunks take ~60 MB of RAM. Scores are approximate; `search_refined`
     re-ranks the best candidates with the exact vectors, which can stay on disk."""
-    nlist = _nlist(len(ids))
+    index = empty_ivfpq(dim, len(ids), vecs, m, seed)
+    index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    return index
+
+
+def empty_ivfpq(dim: int, n: int, sample: np.ndarray, m: int, seed: int = 0) -> faiss.Index:
+    """An IVF-PQ sized for `n` vectors, trained on (a seeded part of) `sample`, holding none yet:
+    vectors can then be added in batches, so building never needs them all in memory."""
+    nlist = _nlist(n)
     index = faiss.index_factory(dim, f"IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
     index.do_polysemous_training = False  # type: ignore[attr-defined]  # unused Hamming filter; most of the training
-    _train(index, vecs, max(_TRAIN_PER_LIST * nlist, 256 * 39), seed)  # PQ's 256 centroids want 39 points each
-    index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    _train(index, sample, pq_training_size(n), seed)
+    _removable(index)
     faiss.extract_index_ivf(index).nprobe = default_nprobe(index)
     return index
 
 
-def search_refined(index: faiss.Index, exact: np.ndarray, queries: np.ndarray, k: int,
-                   candidates: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def pq_training_size(n: int) -> int:
+    """The k-means sample for `n` vectors; PQ's 256 centroids want 39 points each."""
+    return max(_TRAIN_PER_LIST * _nlist(n), 256 * 39)
+
+
+def search_refined(index: faiss.Index, exact: Callable[[np.ndarray], np.ndarray], queries: np.ndarray, k: int,
+                   candidates: int = REFINE_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids) of the k best for each query: `candidates` from the approximate `index`, re-scored
-    with `exact[id]` (a memory-mapped float32 array works: only the candidates' rows are read)."""
+    with `exact(ids)`, their float32 vectors in the order asked (rows of a memory-mapped file or of
+    a table: only the candidates are read). Ids are asked in ascending order, as storage lies."""
     _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), max(k, candidates))
     scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     ids = np.full((len(queries), k), -1, dtype=np.int64)
     for row, (query, cands) in enumerate(zip(queries, found, strict=True)):
         cands = np.sort(cands[cands >= 0])  # in file order: a memory map reads forward
-        exact_scores = np.asarray(exact[cands], dtype=np.float32) @ query
+        exact_scores = np.asarray(exact(cands), dtype=np.float32) @ query
         best = np.argsort(-exact_scores)[:k]
         scores[row, : len(best)], ids[row, : len(best)] = exact_scores[best], cands[best]
     return scores, ids

@@ -1,8 +1,9 @@
 """The verifier: how well each answer sentence is supported by the passages it cites.
 
 A verifier scores (premise, hypothesis) pairs with P(the premise supports the hypothesis).
-The default is the project's own cross-encoder (`rag train verifier`, shipped in the package,
-with its calibrated threshold); `OverlapVerifier` is the token-overlap baseline.
+The default (`load`) is the project's own cross-encoder (`rag train verifier`, shipped in the
+package, with its calibrated threshold) behind `BoundsChecked`, which does the arithmetic of
+claims such as "more than 40 reviews" itself; `OverlapVerifier` is the token-overlap baseline.
 
 `check` scores every sentence of an answer against every passage the model was shown, so
 it can tell a sentence its citation supports ("supported") from one another shown passage
@@ -20,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag import crossencoder, lexical, models
+from rag import bounds, crossencoder, lexical, models
 from rag.answer import Answer
 from rag.generate import citations as cites
 from rag.generate.prompt import ABSTAIN
@@ -66,6 +67,32 @@ class CrossEncoderVerifier:
         found = self.model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False,
                                    activation_fn=torch.nn.Sigmoid())
         return [float(s) for s in found]
+
+
+class BoundsChecked:
+    """`inner` with the bounds in each claim checked by arithmetic (`rag.bounds`): the model
+    scores the claim with the passage's numbers in place of its bounds, and a bound that does
+    not hold cuts that score to a tenth (at most 0.1: below the calibrated threshold, yet still
+    ordered, as ROC AUC needs)."""
+
+    FAILED = 0.1
+
+    def __init__(self, inner: Verifier) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.threshold = inner.threshold
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        checked = [bounds.check(premise, hypothesis) for premise, hypothesis in pairs]
+        found = self.inner.scores([(premise, c.claim if c else hypothesis)
+                                   for (premise, hypothesis), c in zip(pairs, checked, strict=True)])
+        return [s if c is None or c.holds else s * self.FAILED for s, c in zip(found, checked, strict=True)]
+
+
+def load(path: str | Path | None = None, device: str | None = None) -> BoundsChecked:
+    """The verifier every command uses: a trained cross-encoder (default: the shipped one) with
+    its bounds checked."""
+    return BoundsChecked(CrossEncoderVerifier(path, device))
 
 
 class OverlapVerifier:

@@ -190,7 +190,7 @@ def test_eval_verifier_compares_with_both_baselines(tmp_path: Path) -> None:
                  "--calibration-limit", "6", "--out", "out", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     results = json.loads(result.stdout)
-    assert set(results) == {"verifier-minilm", "token-overlap", "judge"}
+    assert set(results) == {"verifier-minilm", "verifier-minilm (model only)", "token-overlap", "judge"}
     for by_data in results.values():
         assert by_data["halueval-dev"]["pairs"] == 6 and by_data["vitaminc"]["pairs"] == 3
         assert by_data["halueval-dev-sentences"]["pairs"] == 6

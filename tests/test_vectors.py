@@ -1,14 +1,15 @@
-"""Vector index kinds: exact flat and IVF, their conversions, and deletions in the IVF."""
+"""Vector index kinds: exact flat, IVF and IVF-PQ, their conversions, and deletions in them."""
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rag import Index, vectors
+from rag import Index, store, vectors
 from rag.store import IndexMeta, Snapshot
 from tests.conftest import FIXTURES, FakeEmbedder, chunk_set
 
@@ -115,8 +116,85 @@ def test_ivfpq_with_exact_reranking_and_shards_find_the_true_neighbours() -> Non
 
     pq = vectors.build_ivfpq(32, ids, base, m=8)
     raw = recall(pq.search(queries, 10)[1])
-    scores, refined = vectors.search_refined(pq, exact, queries, 10)
+    scores, refined = vectors.search_refined(pq, exact.__getitem__, queries, 10)
     assert recall(refined) >= 0.95 > raw  # 8 bytes a vector lose neighbours; re-ranking brings them back
     assert np.allclose(scores[:, 0], np.einsum("ij,ij->i", exact[refined[:, 0]], queries), atol=1e-5)
     shards = vectors.build_shards(32, ids, base, 3, lambda d, i, v: vectors.build_ivfpq(d, i, v, m=8))
-    assert shards.ntotal == 6000 and recall(vectors.search_refined(shards, exact, queries, 10)[1]) >= 0.95
+    assert shards.ntotal == 6000 and recall(vectors.search_refined(shards, exact.__getitem__, queries, 10)[1]) >= 0.95
+
+
+def test_ivfpq_index_type_reranks_with_exact_vectors_and_stays_incremental(
+        tmp_path: Path, corpus: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors, "IVFPQ_MIN_VECTORS", 300)
+    _grow(corpus, 320)
+    index = Index(tmp_path / "idx", embedder=fake)
+    index.ingest([corpus], progress=False, index_type="ivfpq")
+    snap = Snapshot.open(tmp_path / "idx")
+    assert (snap.meta.index_type, snap.meta.index_policy) == (vectors.IVFPQ, "ivfpq")
+    assert 300 <= snap.meta.ivf_trained_on < 310  # converted during the build, at the minimum: no big flat index
+    assert vectors.faiss.extract_index_ivf(snap.vectors).code_size == vectors.pq_bytes(fake.dim) == 64
+    ids = vectors.stored_ids(snap.vectors)
+    exact = store.exact_vectors(snap.db, ids)
+    texts = {c.id: c.text for c in snap.chunks(ids.tolist())}
+    assert np.allclose(exact, fake.embed([texts[int(i)] for i in ids]))  # the vectors as embedded, not decoded
+    queries = fake.embed([f"word{i} topic" for i in range(0, 320, 16)])
+    truth = [set(ids[np.argsort(-(exact @ q))[:5]].tolist()) for q in queries]
+    found = snap.search(queries, 5)
+    # >= 0.8: the fake's hashed vectors give each note a dimension of its own, which a codebook trained
+    # before that note was added cannot encode (real vectors: recall@10 0.93, benchmarks/scale.py)
+    assert np.mean([len({i for i, _ in f} & t) / 5 for f, t in zip(found, truth, strict=True)]) >= 0.8
+    row = {int(i): n for n, i in enumerate(ids)}
+    scores = [(s, float(exact[row[i]] @ q)) for f, q in zip(found, queries, strict=True) for i, s in f]
+    assert all(s == pytest.approx(e, abs=1e-6) for s, e in scores)  # exact scores, not the codes' estimates
+    snap.close()
+
+    (corpus / "note3.txt").unlink()  # incremental: a removal and an addition keep PQ codes and exact rows in step
+    added = "Harbour pilots board incoming tankers at the outer buoy before dawn."
+    (corpus / "added.txt").write_text(added)
+    index.ingest([corpus], progress=False)
+    assert _meta(tmp_path / "idx").index_type == vectors.IVFPQ
+    assert not [h for h in index.search("word3", k=20, mode="dense") if h.source.endswith("note3.txt")]
+    assert index.search(added, k=1, mode="dense")[0].source.endswith("added.txt")
+    Index(tmp_path / "clean", embedder=fake).ingest([corpus], progress=False)
+    assert chunk_set(tmp_path / "idx") == chunk_set(tmp_path / "clean")  # also checks the exact rows
+
+    index.ingest([corpus], progress=False, index_type="flat")  # back to exact, from the kept vectors
+    snap = Snapshot.open(tmp_path / "idx")
+    got_ids, got = vectors.contents(snap.vectors)
+    texts = {c.id: c.text for c in snap.chunks(got_ids.tolist())}
+    assert snap.meta.index_type == vectors.FLAT and np.allclose(got, fake.embed([texts[int(i)] for i in got_ids]))
+    assert chunk_set(tmp_path / "idx") == chunk_set(tmp_path / "clean")
+
+
+def test_ivfpq_is_retrained_from_its_exact_vectors_a_batch_at_a_time(
+        tmp_path: Path, corpus: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors, "IVFPQ_MIN_VECTORS", 300)
+    monkeypatch.setattr(store, "PQ_BATCH", 400)
+    _grow(corpus, 320)
+    index = Index(tmp_path / "idx", embedder=fake)
+    index.ingest([corpus], progress=False, index_type="ivfpq")
+    _grow(corpus, 1000, start=320)
+    index.ingest([corpus], progress=False)
+    snap = Snapshot.open(tmp_path / "idx")
+    assert snap.meta.index_type == vectors.IVFPQ and snap.meta.ivf_trained_on == snap.chunk_count() > 1300
+    ids = vectors.stored_ids(snap.vectors)
+    query = fake.embed(["Note 1234 concerns topic 2: " + "word1234 " * 40])
+    assert snap.search(query, 1)[0][0][1] == pytest.approx(1.0, abs=1e-5)  # found, scored exactly
+    Index(tmp_path / "clean", embedder=fake).ingest([corpus], progress=False)
+    assert chunk_set(tmp_path / "idx") == chunk_set(tmp_path / "clean") and len(set(ids.tolist())) == len(ids)
+
+
+def test_ivfpq_below_its_minimum_is_exact_and_a_missing_exact_row_is_reported(
+        tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> None:
+    Index(tmp_path / "idx", embedder=fake).ingest([corpus], progress=False, index_type="ivfpq")
+    assert (_meta(tmp_path / "idx").index_type, _meta(tmp_path / "idx").index_policy) == (vectors.FLAT, "ivfpq")
+    db = sqlite3.connect(":memory:")
+    db.execute(store._EXACT)
+    db.execute("INSERT INTO exact VALUES (1, ?)", (np.ones(4, np.float32).tobytes(),))
+    assert store.exact_vectors(db, np.array([1])).tolist() == [[1.0] * 4]
+    with pytest.raises(store.IndexCorrupt, match="no exact vector for chunk 2.*--rebuild"):
+        store.exact_vectors(db, np.array([1, 2]))
+
+
+def test_pq_bytes_divide_the_dimension() -> None:
+    assert [vectors.pq_bytes(d) for d in (384, 768, 512, 100, 7)] == [48, 96, 64, 10, 1]

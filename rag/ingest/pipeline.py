@@ -37,7 +37,7 @@ class IngestOptions:
     wait: bool = False  # wait for another writer instead of failing
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     progress: bool | None = None  # None: show progress bars when stderr is a terminal
-    index_type: str | None = None  # auto, flat or ivf; None keeps what the index records
+    index_type: str | None = None  # auto, flat, ivf or ivfpq; None keeps what the index records
     on_progress: Callable[[int, int], None] | None = None  # (files read, files to read), e.g. for a web UI
     parse_limits: ParseLimits = field(default_factory=ParseLimits)  # per-file time and memory for parsing
     engine: str = "local"  # local, or ray: parse and embed on a Ray cluster (rag.ingest.distributed)

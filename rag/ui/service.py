@@ -95,8 +95,8 @@ class LocalService:
         return cls(os.environ.get("RAG_INDEX", str(DEFAULT_INDEX)), os.environ.get("RAG_CORPUS", "corpus"))
 
     @cached_property
-    def verifier(self) -> verify.CrossEncoderVerifier:
-        return verify.CrossEncoderVerifier()
+    def verifier(self) -> verify.Verifier:
+        return verify.load()
 
     def generator(self, settings: Settings) -> backends.Generator:
         key = (settings.server, settings.generator)
