@@ -12,7 +12,8 @@ vectors for re-ranking live in a memory-mapped file on disk, read only for the c
 
 The last row is the same IVF-PQ as an index snapshot (`rag ingest --index-type ivfpq`): built
 through the store (one chunk row per vector), its exact vectors in the snapshot's SQLite, and
-measured in a fresh process that opens it as a reader does: its peak memory is the reader's.
+measured in a fresh process that opens it as a reader does: the resident memory it adds is
+what a reader of such an index needs.
 """
 
 from __future__ import annotations
