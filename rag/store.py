@@ -325,15 +325,14 @@ class Staging:
         if base is None:
             self.db = sqlite3.connect(self.path / SQLITE)
             self.db.executescript(_SCHEMA)
-            self.db.execute(_EXACT)
             self.vectors = vectors.new_flat(meta.dim)
         else:
             shutil.copyfile(base.path / SQLITE, self.path / SQLITE)
             self.db = sqlite3.connect(self.path / SQLITE)
-            self.db.execute(_EXACT)  # indexes written before IVF-PQ lack the table
             self.vectors = faiss.read_index(str(base.path / VECTORS))
             self.meta = replace(meta, index_type=base.meta.index_type, ivf_trained_on=base.meta.ivf_trained_on,
                                 nprobe=base.meta.nprobe)
+        self.db.execute(_EXACT)  # not in _SCHEMA: indexes written before IVF-PQ lack it and get it here
         # The staging copy is thrown away if we die, so it needs no journal.
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")

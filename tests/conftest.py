@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,11 @@ def corpus(tmp_path: Path) -> Path:
 def rag_env() -> dict[str, str]:
     """Environment for running the `rag` command in a subprocess, offline."""
     return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+
+
+def ingest_command(corpus: Path, index: Path, *options: str) -> list[str]:
+    """`rag ingest CORPUS --index INDEX [options]` as a subprocess runs it (with `rag_env()`)."""
+    return [sys.executable, "-m", "rag", "ingest", str(corpus), "--index", str(index), *options]
 
 
 def chunk_set(index_dir: Path) -> set[tuple[str, int, int, str]]:

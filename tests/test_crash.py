@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,14 @@ import pytest
 
 from rag import Index
 from rag.store import Snapshot
-from tests.conftest import REPO, chunk_set, rag_env
+from tests.conftest import REPO, chunk_set, ingest_command, rag_env
 
 KILLS = 20
 
 
 def _ingest(corpus: Path, index_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(corpus), "--index", str(index_dir)],
-                            env=rag_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(ingest_command(corpus, index_dir), env=rag_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 def _timed_run(corpus: Path, index_dir: Path) -> tuple[float, float]:
@@ -77,8 +76,8 @@ def test_kill_9_at_any_point_keeps_a_correct_index(tmp_path: Path, real_embedder
         outcomes.append("finished" if finished else "new" if state == after else "old")
         hits = Index(index_dir, embedder=real_embedder).search("overdraft fees", k=3)
         assert hits and Snapshot.open(index_dir).chunk_count() == len(state)
-        rerun = subprocess.run([sys.executable, "-m", "rag", "ingest", str(corpus), "--index", str(index_dir)],
-                               env=rag_env(), capture_output=True, text=True, timeout=300) if n % 10 == 9 else None
+        rerun = subprocess.run(ingest_command(corpus, index_dir), env=rag_env(), capture_output=True, text=True,
+                               timeout=300) if n % 10 == 9 else None
         if rerun is not None:  # every tenth kill: the next run completes and equals a clean build
             assert rerun.returncode == 0, rerun.stderr
             assert chunk_set(index_dir) == after and not list(index_dir.glob(".staging-*"))

@@ -18,7 +18,7 @@ import pytest
 
 from rag import Index, IndexLocked
 from rag.store import write_lock
-from tests.conftest import REPO, FakeEmbedder, chunk_set, rag_env
+from tests.conftest import REPO, FakeEmbedder, chunk_set, ingest_command, rag_env
 
 RHO = sorted((REPO / "corpus" / "rho-bank").glob("*.md"))
 
@@ -43,8 +43,8 @@ def _copies(built: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _ingest(corpus: Path, index: Path, preexec: Any = None, wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    command = [*wrap, sys.executable, "-m", "rag", "ingest", str(corpus), "--index", str(index)]
-    return subprocess.run(command, env=rag_env(), capture_output=True, text=True, timeout=300, preexec_fn=preexec)
+    return subprocess.run([*wrap, *ingest_command(corpus, index)], env=rag_env(), capture_output=True, text=True,
+                          timeout=300, preexec_fn=preexec)
 
 
 def _check_untouched(index: Path, before: set[tuple[str, int, int, str]], result: subprocess.CompletedProcess) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rag import Index
-from tests.conftest import FIXTURES, REPO, chunk_set, rag_env
+from tests.conftest import FIXTURES, REPO, chunk_set, ingest_command, rag_env
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
@@ -63,8 +62,8 @@ def test_ray_engine_builds_the_same_index_as_the_local_one(tmp_path: Path, corpu
 
 @pytest.mark.slow
 def test_rag_ingest_engine_ray_starts_a_local_ray(tmp_path: Path, corpus: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "rag", "ingest", str(corpus), "--index", str(tmp_path / "idx"),
-                             "--engine", "ray", "--json"], env=rag_env(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(ingest_command(corpus, tmp_path / "idx", "--engine", "ray", "--json"), env=rag_env(),
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(json.loads(result.stdout)["added"]) == 6
     Index(tmp_path / "local").ingest([corpus], progress=False)

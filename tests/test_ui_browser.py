@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import rag_env
+from tests.conftest import ingest_command, rag_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,8 +45,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     for name in DEMO:
         shutil.copy(ROOT / "corpus" / "rho-bank" / name, corpus / name)
     env = rag_env()
-    ingest = subprocess.run([sys.executable, "-m", "rag", "ingest", str(corpus), "--index", str(tmp_path / "idx")],
-                            env=env, capture_output=True, text=True, timeout=300)
+    ingest = subprocess.run(ingest_command(corpus, tmp_path / "idx"), env=env, capture_output=True, text=True,
+                            timeout=300)
     assert ingest.returncode == 0, ingest.stderr
     port = free_port()
     log = (tmp_path / "ui.log").open("w")

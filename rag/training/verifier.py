@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag import crossencoder, lexical, models
+from rag import bounds, crossencoder, lexical, models
 from rag.fsutil import read_jsonl
 from rag.training import loop
 from rag.verify import SPEC, claim
@@ -46,7 +46,7 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 QUANTITY = re.compile(r"(?<![\w.,$(-])(\$\s?)?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?=\s+[a-z])")
 BOUNDED = {"about", "nearly", "almost", "than", "over", "under", "least", "approximately", "around", "some"}
 DATED = re.compile(r"\bin\s+(1[5-9]\d\d|20\d\d)\b(?!\s*[-–])")
-MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+MONTH = f"(?:{'|'.join(m.capitalize() for m in bounds.MONTHS)})"
 AUXILIARY = re.compile(r"\b(?:is|was|are|were|has|had|have|can|could|will|would)\b(?!\s+(?:not|never)\b)")
 PARENTHESIS = re.compile(r"\s*(?:\([^()]*\)|-LRB-.*?-RRB-)")
 # A run of capitalised words, not the first word of the text: a name to swap.
@@ -125,8 +125,8 @@ def statements(text: str, names: list[str], rng: random.Random) -> list[Pair]:
     made = [(sentence, 1, "copied_sentence"), (swap(sentence, premise, names, rng), 0, "swapped_sentence"),
             (negate(sentence), 0, "negated_sentence"), (part(sentence), 1, "part_sentence")]
     out = [Pair(premise, claim_, label, kind) for claim_, label, kind in made if claim_]
-    bounds = [(s, b) for s in every for b in [comparison(s, rng)] if b]
-    for source, (bounded, holds) in rng.sample(bounds, min(2, len(bounds))):
+    restated = [(s, b) for s in every for b in [comparison(s, rng)] if b]
+    for source, (bounded, holds) in rng.sample(restated, min(2, len(restated))):
         out.append(Pair(source if premise == sentence else text, bounded, holds, "bound_sentence"))
     if len(every) > 1:
         out.append(Pair(" ".join(s for s in every if s != sentence), sentence, 0, "missing_sentence"))
