@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: run test setup setup-dev browser torch lint typecheck pytest bench bench-load bench-scale reranker adapter eval-generator verifier \
-	eval-verifier eval-answers clean
+	eval-verifier eval-answers reader decision eval-halueval clean
 
 run: setup
 	@$(PY) -m rag ingest $(CORPUS) --index $(INDEX) || [ $$? -eq 1 ]
@@ -96,9 +96,22 @@ ADAPTER ?= models/generator-adapter
 adapter: setup
 	$(PY) -m rag finetune --data $(DATA)/halueval-qa-train.jsonl --out $(ADAPTER) --limit 1800 --eval-steps 75
 
+# The extractive reader as shipped in rag/shipped/reader-minilm/ (see its MODEL_CARD.md; about 45 min on two
+# CPU cores, resumable), then the answer-or-abstain policy chosen on HaluEval dev rows for rag.pipeline.POLICIES.
+READER ?= models/reader-minilm
+reader: setup
+	$(PY) -m rag train reader --data $(DATA)/halueval-qa-train.jsonl --out $(READER)
+
+decision: setup
+	$(PY) benchmarks/decision.py --data $(DATA)/halueval-qa-train.jsonl --reader $(READER) --out reports/decision
+
+# Answering systems side by side on 300 SQuAD dev questions: the generator alone, the reader alone, the pipeline.
 eval-generator: setup
-	$(PY) -m rag eval generator --dataset $(DATA)/squad-dev-v1.1.json --limit 300 --adapter $(ADAPTER) \
-	  --out reports/generator
+	$(PY) -m rag eval generator --dataset $(DATA)/squad-dev-v1.1.json --sample 300 --out reports/generator
+
+eval-halueval: setup
+	$(PY) -m rag eval generator --dataset $(DATA)/halueval-qa-train.jsonl --format halueval --sample 300 \
+	  --settings retrieved --out reports/generator-halueval
 
 # The answer verifier as shipped in rag/shipped/verifier-minilm/ (see its MODEL_CARD.md), then its evaluation
 # against the token-overlap and yes/no-judge baselines, then whole answers over the demo corpus.

@@ -1,10 +1,12 @@
-"""Answer latency of the default generator on the demo corpus: first token, total, tokens/s, memory.
+"""Answer latency of the default generator on the demo corpus: first token, total, tokens/s, memory,
+and the reader's own time.
 
     python benchmarks/answer.py [--index indexes/default] [--k 5] [--passage-chars 400 0] [--json]
 
 Runs a fixed list of questions through `Answerer` (hybrid retrieval, k passages) with the
-in-process generator, one model load per process (not counted), and reports medians, once for
-each passage budget (0: whole chunks), side by side in one run.
+in-process generator, one model load per process (not counted), and reports medians, for
+each passage budget (0: whole chunks) without and with the shipped reader (which reads the
+whole chunks before the generator's first token), side by side in one run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag import Index
 from rag.answer import Answer, AnswerConfig, Answerer
 from rag.generate.backends import TransformersGenerator
+from rag.reader import Reader
 
 QUESTIONS = [
     "How long do transfers to another bank take?", "What is the fee for a paper statement?",
@@ -46,8 +49,10 @@ def main() -> None:
     _ = generator.model, generator.tokenizer
     load_s = time.perf_counter() - start
     index = Index(args.index)
-    results = [run(Answerer(index, generator, AnswerConfig(k=args.k, passage_chars=chars or None)), generator.tokenizer)
-               for chars in args.passage_chars]
+    reader = Reader()
+    results = [run(Answerer(index, generator, AnswerConfig(k=args.k, passage_chars=chars or None), with_reader),
+                   generator.tokenizer)
+               for chars in args.passage_chars for with_reader in (None, reader)]
     result = {"model": generator.name, "device": generator.device, "k": args.k, "questions": len(QUESTIONS),
               "load_s": round(load_s, 2), "runs": results,
               "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
@@ -73,11 +78,12 @@ def run(answerer: Answerer, tokenizer: Any) -> dict[str, object]:
         tokens = len(tokenizer(answer.answer)["input_ids"])
         gen_s = answer.timings["total_s"] - answer.timings["first_token_s"]
         rows.append({"prompt_tokens": answer.prompt_tokens, "first_token_s": answer.timings["first_token_s"],
+                     "read_s": answer.timings.get("read_s", 0.0),
                      "total_s": time.perf_counter() - started, "tokens": tokens,
                      "tokens_per_s": tokens / gen_s if gen_s > 0 else 0.0, "abstained": answer.abstained})
-    return {"passage_chars": answerer.config.passage_chars or "whole",
+    return {"passage_chars": answerer.config.passage_chars or "whole", "reader": answerer.reader is not None,
             **{f"median_{key}": round(statistics.median(r[key] for r in rows), 3)
-               for key in ("prompt_tokens", "first_token_s", "total_s", "tokens", "tokens_per_s")},
+               for key in ("prompt_tokens", "read_s", "first_token_s", "total_s", "tokens", "tokens_per_s")},
             "abstained": sum(r["abstained"] for r in rows)}
 
 

@@ -1,9 +1,13 @@
-"""Grounded answers: retrieve, prompt, generate, then parse the cited sentences.
+"""Grounded drafts: retrieve, read, prompt, generate, then parse and check the cited sentences.
 
 `Answerer.stream` yields the answer's text pieces as the generator produces them and
-finishes with the complete `Answer`; `ask` returns only the `Answer`. An answer abstains,
-with the reason recorded, when retrieval finds nothing relevant enough or when the model
-gives the fixed abstention sentence.
+finishes with the complete `Answer`; `ask` returns only the `Answer`. With a reader, the
+reader's best spans are found first (in the whole chunks), each passage is cut around its
+span, the best span is shown to the generator as evidence, and every sentence's citation is
+corrected to the passage holding its answer string. Without a generator, the answer is the
+reader's best span itself (extractive). A draft abstains, with the reason recorded, when
+retrieval finds nothing relevant enough or when the model gives the fixed abstention sentence;
+whether to answer in the end is `rag.pipeline`'s decision.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from rag.generate import citations as cites
 from rag.generate import excerpt, prompt
 from rag.generate.backends import Generator, Sampling
 from rag.index import Index
+from rag.reader import Span, SpanReader
 from rag.retrieve import Hit
 
 # Best-passage cosine below which no passage is taken to be relevant, per embedder, calibrated by
@@ -23,6 +28,22 @@ from rag.retrieve import Hit
 ABSTAIN_BELOW = {"all-MiniLM-L6-v2": 0.377}
 NO_PASSAGES = "no_relevant_passages"  # retrieval found nothing above the relevance threshold
 MODEL_ABSTAINED = "model_abstained"  # the model said the passages do not answer the question
+READER_NO_ANSWER = "reader_found_no_answer"  # the reader found no span beating "no answer here"
+READER = "reader"  # Answer.answered_by: the reader's span is the answer
+GENERATOR = "generator"  # Answer.answered_by: the generator wrote the answer
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A span the reader found in a passage shown to the generator (see rag.reader.Span)."""
+
+    marker: int  # the passage's marker
+    text: str
+    start: int  # character offsets into the file's extracted text
+    end: int
+    score: float
+    no_answer: float
+    margin: float  # score - no_answer: positive when the reader believes the span over "nothing here"
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,10 @@ class AnswerConfig:
     # the default model's first token under 1.5 s on two cores (benchmarks/answer.py).
     passage_chars: int | None = 400
     sampling: Sampling = field(default_factory=Sampling)
+    # Abstain without generating when the reader's best margin is below this (None: always generate).
+    # rag.pipeline sets it to its policy's keep_margin, below which no draft would be kept anyway.
+    min_margin: float | None = None
+    evidence_hint: bool = True  # show the generator the reader's best span ("Evidence: passage [2] says ...")
 
 
 @dataclass(frozen=True)
@@ -56,23 +81,38 @@ class Answer:
     prompt_tokens: int  # 0 when nothing was generated
     timings: dict[str, float]
     faithfulness: float | None = None  # share of sentences a shown passage supports, once verified (rag.verify)
+    evidence: list[Evidence] = field(default_factory=list)  # the reader's best spans, best first
+    answered_by: str | None = None  # GENERATOR or READER; None when it abstained
+    draft: str | None = None  # the generator's text, when the final answer is not it (rag.pipeline)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
 
 class Answerer:
-    def __init__(self, index: Index, generator: Generator, config: AnswerConfig | None = None) -> None:
+    """Drafts answers from `index`'s passages with `generator` (None: the reader's span is the
+    answer) and, optionally, the `reader`'s evidence."""
+
+    def __init__(self, index: Index, generator: Generator | None, config: AnswerConfig | None = None,
+                 reader: SpanReader | None = None) -> None:
+        if generator is None and reader is None:
+            raise ValueError("an Answerer needs a generator, a reader, or both")
         self.index = index
         self.generator = generator
         self.config = config or AnswerConfig()
+        self.reader = reader
+
+    @property
+    def name(self) -> str:
+        """The generator's name (the reader's when it answers alone)."""
+        return self.generator.name if self.generator else self.reader.name  # type: ignore[union-attr]
 
     def ask(self, question: str) -> Answer:
-        return _final(self.stream(question))
+        return final(self.stream(question))
 
     def ask_over(self, question: str, hits: list[Hit], gate: bool = True) -> Answer:
         """`ask` over passages found elsewhere (see `stream_over`)."""
-        return _final(self.stream_over(question, hits, gate=gate))
+        return final(self.stream_over(question, hits, gate=gate))
 
     def stream(self, question: str) -> Iterator[str | Answer]:
         """Text pieces of the answer, then the finished Answer."""
@@ -85,26 +125,41 @@ class Answerer:
     def stream_over(self, question: str, hits: list[Hit], start: float | None = None,
                     gate: bool = True) -> Iterator[str | Answer]:
         """`stream` over passages found elsewhere (an evaluation's gold passages, say): abstain if
-        `gate` and none is relevant enough, else prompt, generate and parse. `start`: when
+        `gate` and none is relevant enough, else read, prompt, generate and parse. `start`: when
         retrieval began, for the timings."""
         start = time.perf_counter() if start is None else start
         timings = {"retrieve_s": time.perf_counter() - start}
         if gate and not self._relevant(hits):
             yield prompt.ABSTAIN
-            yield self._finish(question, prompt.ABSTAIN, NO_PASSAGES, prompt.Prompt([], [], hits, 0), timings, start)
+            yield self._finish(question, prompt.ABSTAIN, NO_PASSAGES, prompt.Prompt([], [], hits, 0), [], timings,
+                               start)
             return
-        if self.config.passage_chars:
-            hits = [excerpt.narrow(question, h, self.config.passage_chars) for h in hits]
-        budget = self.generator.context_tokens - self.config.sampling.max_new_tokens
-        built = prompt.build(question, hits, self.generator.count_tokens, budget)
-        pieces = []
-        for piece in self.generator.stream(built.messages, self.config.sampling):
-            timings.setdefault("first_token_s", time.perf_counter() - start)
-            pieces.append(piece)
-            yield piece
-        text = "".join(pieces).strip()
+        spans = self._read(question, hits, timings)
+        shown = self._narrow(question, hits, spans)
+        evidence = [_evidence(s, hits[s.passage]) for s in spans]
+        if self.reader is not None and self.config.min_margin is not None and (
+                not spans or spans[0].margin < self.config.min_margin):
+            yield prompt.ABSTAIN
+            yield self._finish(question, prompt.ABSTAIN, READER_NO_ANSWER, prompt.Prompt([], shown, [], 0), evidence,
+                               timings, start)
+            return
+        if self.generator is None:
+            text = f"{evidence[0].text} [{evidence[0].marker}]." if evidence else prompt.ABSTAIN
+            timings["first_token_s"] = time.perf_counter() - start
+            yield text
+            built = prompt.Prompt([], shown, [], 0)
+        else:
+            hint = prompt.Hint(spans[0].passage, spans[0].text) if spans and self.config.evidence_hint else None
+            budget = self.generator.context_tokens - self.config.sampling.max_new_tokens
+            built = prompt.build(question, shown, self.generator.count_tokens, budget, hint)
+            pieces = []
+            for piece in self.generator.stream(built.messages, self.config.sampling):
+                timings.setdefault("first_token_s", time.perf_counter() - start)
+                pieces.append(piece)
+                yield piece
+            text = "".join(pieces).strip()
         reason = MODEL_ABSTAINED if _is_abstention(text) else None
-        yield self._finish(question, text, reason, built, timings, start)
+        yield self._finish(question, text, reason, built, evidence, timings, start)
 
     def _relevant(self, hits: list[Hit]) -> bool:
         threshold = self.config.min_dense_score
@@ -116,14 +171,40 @@ class Answerer:
             return True
         return max((h.dense_score for h in hits if h.dense_score is not None), default=-1.0) >= threshold
 
-    def _finish(self, question: str, text: str, reason: str | None, built: prompt.Prompt,
+    def _read(self, question: str, hits: list[Hit], timings: dict[str, float]) -> list[Span]:
+        """The reader's best spans over the whole chunks (one per passage at most), best first."""
+        if self.reader is None:
+            return []
+        began = time.perf_counter()
+        spans = self.reader.read_hits(question, hits, top=len(hits))
+        timings["read_s"] = time.perf_counter() - began
+        return [s for n, s in enumerate(spans) if all(o.passage != s.passage for o in spans[:n])]
+
+    def _narrow(self, question: str, hits: list[Hit], spans: list[Span]) -> list[Hit]:
+        """Each passage cut to its most relevant sentences, keeping the reader's span in it."""
+        if not self.config.passage_chars:
+            return hits
+        around = {s.passage: (s.start, s.end) for s in spans}
+        return [excerpt.narrow(question, h, self.config.passage_chars, around.get(n)) for n, h in enumerate(hits)]
+
+    def _finish(self, question: str, text: str, reason: str | None, built: prompt.Prompt, evidence: list[Evidence],
                 timings: dict[str, float], start: float) -> Answer:
         parsed = cites.parse(text, built.passages) if reason is None else cites.Parsed([], [], 0)
+        evidence = [e for e in evidence if e.marker <= len(built.passages)]  # not of a passage left out to fit
+        if evidence:
+            parsed = cites.correct(parsed, built.passages, [(e.marker, e.text) for e in evidence])
         timings["total_s"] = time.perf_counter() - start
         timings.setdefault("first_token_s", timings["total_s"])
+        by = None if reason else (GENERATOR if self.generator else READER)
         return Answer(question, text, reason is not None, reason, parsed.sentences, parsed.citations,
-                      built.passages, built.dropped, parsed.invalid_markers, self.generator.name, built.tokens,
-                      {k: round(v, 3) for k, v in timings.items()})
+                      built.passages, built.dropped, parsed.invalid_markers, self.name, built.tokens,
+                      {k: round(v, 3) for k, v in timings.items()}, evidence=evidence, answered_by=by)
+
+
+def _evidence(span: Span, whole: Hit) -> Evidence:
+    """`span` (offsets into the whole chunk `whole`) as evidence with file offsets."""
+    return Evidence(span.passage + 1, span.text, whole.start + span.start, whole.start + span.end,
+                    round(span.score, 4), round(span.no_answer, 4), round(span.margin, 4))
 
 
 def _is_abstention(text: str) -> bool:
@@ -134,7 +215,7 @@ def _is_abstention(text: str) -> bool:
     return norm(text).startswith(norm(prompt.ABSTAIN)) or not norm(text)
 
 
-def _final(items: Iterator[str | Answer]) -> Answer:
+def final(items: Iterator[str | Answer]) -> Answer:
     """The Answer that ends a stream."""
     *_, answer = items
     assert isinstance(answer, Answer)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from rag import verify
-from rag.answer import Answer, AnswerConfig, Answerer
+from rag.answer import Answer, AnswerConfig
 from rag.evaluation.answers import FORMATS as ANSWER_FORMATS
-from rag.evaluation.generator import SETTINGS
+from rag.evaluation.generator import SETTINGS, SYSTEMS
 from rag.fsutil import atomic_write_text, read_jsonl
 from rag.generate.backends import SHIPPED, GeneratorError, Sampling
 from rag.generate.citations import Citation
@@ -28,6 +28,8 @@ from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import ENGINES, IngestReport
 from rag.ingest.sandbox import DEFAULT_TIMEOUT_S, ParseLimits
 from rag.models import ModelNotFoundError
+from rag.pipeline import REASONS
+from rag.reader import Reader
 from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N
 from rag.retrieve import MODES, FusionConfig, Hit
 from rag.store import StoreError
@@ -103,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="cut each passage to its most relevant sentences within this many characters; "
                           "0 shows whole chunks (default %(default)s)")
     _verifier_options(ask)
+    _reader_options(ask)
+    ask.add_argument("--extractive", action="store_true",
+                     help="answer with the reader's span alone, without the generator (fast, no LLM)")
     ask.add_argument("--json", action="store_true", help="print the whole answer as one JSON object")
 
     check = sub.add_parser("verify", help="score how well each premise supports its hypothesis")
@@ -126,15 +131,22 @@ def _parser() -> argparse.ArgumentParser:
     retrieval.add_argument("--out", type=Path, help="write results.json and results.md into this folder")
     retrieval.add_argument("--json", action="store_true", help="print {mode: {metric: value}}")
 
-    gen = what.add_parser("generator", help="base and fine-tuned generators side by side: EM, F1, citations, "
-                                            "abstention, hallucination")
-    gen.add_argument("--dataset", type=Path, required=True, help="SQuAD v1.1 JSON (evaluation only)")
-    gen.add_argument("--limit", type=int, default=300,
+    gen = what.add_parser("generator", help="answering systems side by side (generator alone, reader alone, the "
+                                            "whole pipeline): EM, F1, citations, abstention, hallucination")
+    gen.add_argument("--dataset", type=Path, required=True,
+                     help="SQuAD v1.1 JSON (evaluation only), or HaluEval QA (its last 1000 rows: the dev split)")
+    gen.add_argument("--format", choices=["squad", "halueval"], default="squad")
+    gen.add_argument("--sample", type=int, default=300,
                      help="questions drawn with a fixed seed from all articles, which all serve as the corpus (300)")
+    gen.add_argument("--limit", type=int, help="keep whole articles up to N questions first (the corpus shrinks too)")
+    gen.add_argument("--systems", nargs="+", choices=SYSTEMS, default=["generator", "reader", "pipeline"],
+                     help="base: the bare generator; generator: with its adapter, no reader; reader: the reader's "
+                          "span alone; pipeline: reader, generator, verifier and decision (default: the last three)")
     gen.add_argument("--generator", default=os.environ.get("RAG_GENERATOR", DEFAULT_GENERATOR),
-                     help=f"in-process model (default {DEFAULT_GENERATOR}), run bare and with the adapter")
+                     help=f"in-process model (default {DEFAULT_GENERATOR})")
     gen.add_argument("--adapter", default=SHIPPED, help="adapter folder (default: the shipped one)")
-    gen.add_argument("--also", nargs="*", default=[], help="more in-process models to compare, bare")
+    _reader_options(gen)
+    gen.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
     gen.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS),
                      help="gold: gold paragraph among distractors; retrieved: the real retriever's passages")
     gen.add_argument("-k", type=int, default=AnswerConfig.k, help="passages per question (default 5)")
@@ -142,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=int, default=64)
     gen.add_argument("--cache", type=Path, help="keep the dataset's documents and index here, reused next time")
     gen.add_argument("--out", type=Path, help="write results.json, results.md and outcomes.jsonl into this folder")
-    gen.add_argument("--json", action="store_true", help="print {model: {setting: {metric: value}}}")
+    gen.add_argument("--json", action="store_true", help="print {system: {setting: {metric: value}}}")
 
     answers = what.add_parser("answers", help="the whole pipeline (retrieve, generate, verify) over a question set: "
                                               "faithfulness, citation precision/recall, EM/F1, abstention, latency")
@@ -157,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     _adapter_options(answers)
     answers.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
     answers.add_argument("--strict", action="store_true", help="drop unsupported sentences, as rag ask --strict")
+    _reader_options(answers)
     answers.add_argument("-k", type=int, default=AnswerConfig.k, help="passages per question (default 5)")
     answers.add_argument("--out", type=Path, help="write outcomes.jsonl (resumable), results.json, results.md and "
                                                   "PNG plots into this folder; rerunning resumes")
@@ -181,6 +194,9 @@ def _parser() -> argparse.ArgumentParser:
     _crossencoder_training_options(reranker, "reranker", "(last 1000 rows held out)", "questions")
     verifier = model.add_parser("verifier", help="fine-tune the answer verifier (a cross-encoder) on HaluEval QA")
     _crossencoder_training_options(verifier, "verifier", "(last 1000 rows held out, the 500 before calibrate)", "rows")
+    reader = model.add_parser("reader", help="fine-tune the extractive reader (a span head) on HaluEval QA; "
+                                             "a rerun resumes from out/checkpoints")
+    _crossencoder_training_options(reader, "reader", "(last 1000 rows held out)", "rows")
 
     tune = sub.add_parser("finetune", help="train a LoRA adapter that makes a generator answer from its passages")
     tune.add_argument("--data", type=Path, required=True, help="HaluEval QA JSONL (last 1000 rows held out)")
@@ -242,6 +258,21 @@ def _verifier_options(parser: argparse.ArgumentParser) -> None:
                         help="drop sentences the verifier finds unsupported; abstain if none is left ($RAG_STRICT)")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip checking each sentence against its passages")
+
+
+def _reader_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reader", type=Path, default=os.environ.get("RAG_READER") or None,
+                        help="folder from rag train reader ($RAG_READER; default: the shipped one)")
+    parser.add_argument("--no-reader", dest="use_reader", action="store_false",
+                        help="no extractive reader: the generator alone finds, cites and decides")
+
+
+def _reader(args: argparse.Namespace) -> Reader | None:
+    if not args.use_reader:
+        if getattr(args, "extractive", False):
+            raise ValueError("--extractive answers with the reader's span: it cannot go with --no-reader")
+        return None
+    return Reader(args.reader)
 
 
 def _rerank_options(parser: argparse.ArgumentParser) -> None:
@@ -353,24 +384,24 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from rag import pipeline
     from rag.generate import backends
 
-    generator = backends.make(args.generator, args.server, os.environ.get("RAG_API_KEY"), args.context_tokens,
-                              args.adapter)
+    generator = None if args.extractive else backends.make(args.generator, args.server, os.environ.get("RAG_API_KEY"),
+                                                           args.context_tokens, args.adapter)
     config = AnswerConfig(k=args.k, mode=args.mode, rerank=args.rerank, passage_chars=args.passage_chars or None,
                           sampling=Sampling(max_new_tokens=args.max_new_tokens))
     checker = verify.load(args.verifier) if args.verify else None
     with Index(args.index) as index:
-        answerer = Answerer(index, generator, config)
+        answers = pipeline.make(index, generator, config, _reader(args), checker, args.strict)
 
         def handle(question: str) -> None:
-            stream = answerer.stream(question)
-            _answer(verify.stream(stream, checker, args.strict) if checker else stream, args.json)
+            _answer(answers.stream(question), args.json)
 
         if args.question is not None:
             handle(args.question)
             return EXIT_OK
-        print(f"Asking {args.index} ({index.info().chunks} chunks) with {generator.name}. "
+        print(f"Asking {args.index} ({index.info().chunks} chunks) with {answers.name}. "
               "Empty line or Ctrl-D quits.")
         return _prompt_loop("ask> ", handle)
 
@@ -388,16 +419,33 @@ def _answer(stream: Iterator[str | Answer], as_json: bool) -> None:
                                         "citations": [_hit_json(c) for c in answer.citations]})
         return
     print()
+    reason = f"abstained, {answer.abstain_reason}: {REASONS.get(answer.abstain_reason or '', '')}"
+    if answer.draft is not None:
+        why = reason if answer.abstained else "the reader's span, cited to its passage"
+        print(f"-> {answer.answer}  ({why}; the draft above is not the answer)")
     for c in answer.citations:
         where = display_path(c.source) + (f" p.{c.page}" if c.page else "")
         print(f"  [{c.marker}] {where}: \"{' '.join(c.quote.split())}\"")
     if answer.abstained:
-        print(f"  (abstained: {answer.abstain_reason})")
+        if answer.draft is None:
+            print(f"  ({reason})")
+        _closest(answer)
     elif answer.faithfulness is not None:
         for sentence in answer.sentences:
-            better = f", passage [{sentence.best_marker}] supports it" if sentence.verdict == "mis-cited" else ""
-            print(f"  {sentence.verdict} ({sentence.support:.2f}{better}): {sentence.text}")
+            moved = f", cited [{sentence.citations[0]}] not {sentence.cited_as}" if sentence.citation_corrected else ""
+            print(f"  {sentence.verdict} ({sentence.support:.2f}{moved}): {sentence.text}")
         print(f"  faithfulness {answer.faithfulness:.2f}")
+
+
+def _closest(answer: Answer, n: int = 3) -> None:
+    """Under an abstention, the passages that came closest, so the user can read them."""
+    hits = (answer.retrieved or answer.dropped)[:n]
+    if hits:
+        print("  closest passages:")
+    for hit in hits:
+        where = display_path(hit.source) + (f" p.{hit.page}" if hit.page else "")
+        snippet = " ".join(hit.text.split())
+        print(f"  {hit.rank}. {where}: {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -451,23 +499,16 @@ def _eval_generator(args: argparse.Namespace) -> int:
 
     from rag.evaluation import generator as eg
     from rag.evaluation import retrieval as ev
-    from rag.generate import backends
 
-    dataset = ev.load_squad(args.dataset)
-    generators = {"base": backends.make(args.generator, adapter=None)}
-    tuned = backends.make(args.generator, adapter=args.adapter)
-    if tuned.name != generators["base"].name:
-        generators["fine-tuned"] = tuned
-    generators |= {name: backends.make(name, adapter=None) for name in args.also}
-    config = AnswerConfig(k=args.k, sampling=Sampling(max_new_tokens=args.max_new_tokens))
-    todo = eg.items(dataset, args.unanswerable, args.limit)
-    print(f"{dataset.name}: {len(dataset.corpus)} paragraphs, {len(todo)} questions "
-          f"({sum(not i.answerable for i in todo)} made unanswerable); models: "
-          + ", ".join(f"{k} = {g.name}" for k, g in generators.items()), file=sys.stderr)
+    dataset = ev.load(args.format, args.dataset, args.limit)
+    todo = eg.items(dataset, args.unanswerable, args.sample)
     with tempfile.TemporaryDirectory() as tmp:
         index, by_path = ev.build_index(dataset, args.cache or Path(tmp))
+        systems = _systems(args, index)
+        print(f"{dataset.name}: {len(dataset.corpus)} paragraphs, {len(todo)} questions "
+              f"({sum(not i.answerable for i in todo)} made unanswerable); systems: "
+              + ", ".join(f"{k} = {s.name}" for k, s in systems.items()), file=sys.stderr)
         passages = eg.Passages(dataset, index, by_path, args.k)
-        systems = {name: Answerer(index, g, config) for name, g in generators.items()}
         with tqdm(total=len(systems) * len(args.settings) * len(todo), desc="answer", unit="question",
                   disable=None) as bar:
             results, rows = eg.evaluate(systems, passages, todo, args.settings, bar.update)
@@ -476,11 +517,11 @@ def _eval_generator(args: argparse.Namespace) -> int:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         summary = {"dataset": str(args.dataset), "questions": len(todo), "paragraphs": len(dataset.corpus),
-                   "models": {k: g.name for k, g in generators.items()}, "config": vars(args) | {
+                   "systems": {k: s.name for k, s in systems.items()}, "config": vars(args) | {
                        "dataset": str(args.dataset), "out": str(args.out), "cache": str(args.cache)},
                    "results": results}
         atomic_write_text(args.out / "results.json", json.dumps(summary, indent=1, default=str) + "\n")
-        atomic_write_text(args.out / "results.md", f"# Generators: {dataset.name}\n\n{len(todo)} questions, "
+        atomic_write_text(args.out / "results.md", f"# Answering systems: {dataset.name}\n\n{len(todo)} questions, "
                                                    f"{args.k} passages each.\n\n{table}\n")
         atomic_write_text(args.out / "outcomes.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     if args.json:
@@ -490,11 +531,29 @@ def _eval_generator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _systems(args: argparse.Namespace, index: Index) -> dict[str, Any]:
+    """The answering systems `rag eval generator` compares, by name (see its --systems help)."""
+    from rag import pipeline
+    from rag.generate import backends
+
+    config = AnswerConfig(k=args.k, sampling=Sampling(max_new_tokens=args.max_new_tokens))
+    reader = _reader(args) if {"reader", "pipeline"} & set(args.systems) else None
+    make = {
+        "base": lambda: pipeline.make(index, backends.make(args.generator, adapter=None), config),
+        "generator": lambda: pipeline.make(index, backends.make(args.generator, adapter=args.adapter), config),
+        "reader": lambda: pipeline.make(index, None, config, reader),
+        "pipeline": lambda: pipeline.make(index, backends.make(args.generator, adapter=args.adapter), config, reader,
+                                          verify.load(args.verifier)),
+    }
+    return {name: make[name]() for name in args.systems}
+
+
 def _eval_answers(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from tqdm import tqdm
 
+    from rag import pipeline
     from rag.evaluation import answers as ea
     from rag.evaluation import retrieval as ev
     from rag.generate import backends
@@ -512,7 +571,8 @@ def _eval_answers(args: argparse.Namespace) -> int:
     if args.out:
         ea.prepare(args.out, {"dataset": str(args.dataset), "format": args.format, "index": args.index,
                               "limit": args.limit, "generator": generator.name, "verifier": checker.name,
-                              "strict": args.strict, "k": args.k})
+                              "reader": str(args.reader) if args.use_reader else None, "strict": args.strict,
+                              "k": args.k})
     with ExitStack() as stack:
         if args.index == "build":
             if args.format != "squad":
@@ -522,12 +582,11 @@ def _eval_answers(args: argparse.Namespace) -> int:
             index = stack.enter_context(ev.build_index(dataset, work)[0])
         else:
             index = stack.enter_context(Index(args.index))
-        answerer = Answerer(index, generator, AnswerConfig(k=args.k))
-        print(f"{len(questions)} questions over {args.index} with {generator.name}, verifier {checker.name}",
+        answers = pipeline.make(index, generator, AnswerConfig(k=args.k), _reader(args), checker, args.strict)
+        print(f"{len(questions)} questions over {args.index} with {answers.name}, verifier {checker.name}",
               file=sys.stderr)
         with tqdm(total=len(questions), desc="answer", unit="question", disable=None) as bar:
-            metrics = ea.evaluate(answerer, checker, questions, args.out, f"Answers: {args.dataset.name}",
-                                  args.strict, bar.update)
+            metrics = ea.evaluate(answers, questions, args.out, f"Answers: {args.dataset.name}", bar.update)
     if args.json:
         _print_json(metrics)
     else:
@@ -576,7 +635,7 @@ def _eval_verifier(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rag.training import reranker
+    from rag.training import reader, reranker
     from rag.training import verifier as verifier_training
 
     with tqdm(desc=f"train {args.what}", unit="step", disable=None) as bar:
@@ -585,7 +644,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.update(step - bar.n)
             bar.set_postfix(loss=f"{loss:.3f}")
 
-        if args.what == "verifier":
+        if args.what == "reader":
+            record = reader.train(args.data, args.out, reader.ReaderConfig(
+                base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads), progress)
+        elif args.what == "verifier":
             record = verifier_training.train(args.data, args.out, verifier_training.VerifierConfig(
                 base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads), progress)
         else:

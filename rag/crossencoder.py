@@ -30,12 +30,12 @@ def load(path: Path, spec_name: str, device: str | None = None) -> Any:
         spec = json.loads(spec_file.read_text())
         model = CrossEncoder(str(models.resolve(spec["base"])), num_labels=1, max_length=spec["max_length"],
                              device=device)
-    _load_weights(model.model, path, spec["base"])
+    load_weights(model.model, path, spec["base"])
     model.eval()
     return model
 
 
-def _load_weights(module: Any, path: Path, base: str) -> None:
+def load_weights(module: Any, path: Path, base: str) -> None:
     from safetensors.torch import load_file
 
     state = {name: tensor.float() for name, tensor in load_file(str(path / WEIGHTS)).items()}

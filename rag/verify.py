@@ -7,8 +7,10 @@ claims such as "more than 40 reviews" itself; `OverlapVerifier` is the token-ove
 
 `check` scores every sentence of an answer against every passage the model was shown, so
 it can tell a sentence its citation supports ("supported") from one another shown passage
-supports ("mis-cited") and from one nothing shown supports ("unsupported"). With `strict`,
-sentences that are not supported are dropped, and an answer left with none abstains.
+supports and from one nothing shown supports ("unsupported"). A sentence that another
+passage supports is re-cited to that passage (`citation_corrected`, with the model's markers
+in `cited_as`; its verdict "mis-cited" says so). With `strict`, sentences that are not
+supported are dropped, and an answer left with none abstains.
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ def check(answer: Answer, verifier: Verifier, strict: bool = False) -> Answer:
     sentences = [_judge(s, row, verifier.threshold) for s, row in zip(answer.sentences, rows, strict=True)]
     timings = answer.timings | {"verify_s": round(time.perf_counter() - start, 3)}
     faithfulness = round(sum(s.verdict != "unsupported" for s in sentences) / len(sentences), 4)
-    checked = replace(answer, sentences=sentences, faithfulness=faithfulness, timings=timings)
+    checked = replace(answer, sentences=sentences, citations=cites.cite(sentences, answer.retrieved),
+                      faithfulness=faithfulness, timings=timings)
     return _strict(checked) if strict else checked
 
 
@@ -148,7 +151,10 @@ def _judge(sentence: cites.Sentence, row: list[float], threshold: float) -> cite
     if support >= threshold:
         verdict = "supported"
     elif row[best] >= threshold:
-        verdict = "mis-cited"
+        return replace(sentence, citations=[best + 1], support=round(row[best], 4),
+                       citation_support=[round(row[best], 4)], supported=True, verdict="mis-cited",
+                       best_marker=best + 1, citation_corrected=True,
+                       cited_as=sentence.cited_as if sentence.citation_corrected else sentence.citations)
     else:
         verdict = "unsupported"
     return replace(sentence, support=round(support, 4), citation_support=[round(c, 4) for c in cited],

@@ -25,7 +25,7 @@ def test_citations_map_to_chunks_and_quote_the_supporting_sentence() -> None:
         ("Dogs bark at night.", [1]), ("Cats sleep a lot.", [2, 1])]
     first = parsed.citations[0]
     assert (first.marker, first.chunk_id, first.source) == (1, 101, "/docs/d1.md")
-    assert first.quote == "Dogs bark at night!" and DOC[first.start:first.end] == first.quote
+    assert first.quote == "Dogs bark at night" and DOC[first.start:first.end] == first.quote  # the string itself
     second = parsed.citations[1]
     assert second.page == 2 and second.quote == "Cats sleep sixteen hours a day."
     assert DOC[second.start:second.end] == second.quote

@@ -126,21 +126,28 @@ def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
                            "timings"}
     assert answer["model"] == "SmolLM2-135M-Instruct+smollm2-135m-grounded" and answer["answer"]
     assert answer["citations"] or answer["abstained"], answer["answer"]
-    assert set(answer["timings"]) == {"retrieve_s", "first_token_s", "total_s"} | (
-        {"verify_s"} if answer["sentences"] else set())
+    assert {"retrieve_s", "read_s", "first_token_s", "total_s"} <= set(answer["timings"])
+    assert answer["evidence"] and answer["evidence"][0]["text"]
+    assert answer["answered_by"] in ("generator", "reader", None)
     for sentence in answer["sentences"]:  # checked by the shipped verifier
         assert 0 <= sentence["support"] <= 1 and sentence["verdict"] in ("supported", "mis-cited", "unsupported")
-        assert sentence["supported"] == (sentence["verdict"] == "supported")
+        assert sentence["supported"] == (sentence["verdict"] != "unsupported")
+        assert sentence["citation_corrected"] == (sentence["cited_as"] is not None)
     assert (answer["faithfulness"] is None) == (not answer["sentences"])
     assert answer["retrieved"][0]["source"] == "docs/sample.html" and len(answer["retrieved"]) <= 3
     shown = {h["chunk_id"]: h for h in answer["retrieved"]}
     for citation in answer["citations"]:
         passage = shown[citation["chunk_id"]]
         assert passage["start"] <= citation["start"] < citation["end"] <= passage["end"]
-    bare = rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "--no-adapter",
+    bare = rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "--no-adapter", "--no-reader",
                "--max-new-tokens", "8", "--no-verify", "--json", cwd=work)
     assert bare.returncode == 0 and json.loads(bare.stdout)["model"] == "SmolLM2-135M-Instruct"
     assert json.loads(bare.stdout)["faithfulness"] is None and "verify_s" not in json.loads(bare.stdout)["timings"]
+    assert json.loads(bare.stdout)["evidence"] == []
+    extractive = json.loads(rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "--extractive",
+                                "--json", cwd=work).stdout)
+    assert extractive["model"] == "reader-minilm" and extractive["answered_by"] in ("reader", None)
+    assert extractive["abstained"] or extractive["citations"][0]["quote"]
     strict = json.loads(rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "--strict",
                             "--max-new-tokens", "40", "--json", cwd=work).stdout)
     assert all(s["supported"] for s in strict["sentences"])

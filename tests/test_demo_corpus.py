@@ -1,4 +1,5 @@
-"""End to end over the bundled demo corpus with the real embedder: what `make run` does."""
+"""End to end over the bundled demo corpus with the real embedder: what `make run` does, and answers
+from the real reader, generator and verifier over it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rag import Index
+from rag import Index, pipeline, verify
+from rag.reader import Reader
 from tests.conftest import REPO
 
 QUERIES = [  # (question, file the answer is in)
@@ -18,7 +20,8 @@ QUERIES = [  # (question, file the answer is in)
 
 
 @pytest.mark.slow
-def test_demo_corpus_builds_answers_and_updates_incrementally(tmp_path: Path, real_embedder: object) -> None:
+def test_demo_corpus_builds_answers_and_updates_incrementally(tmp_path: Path, real_embedder: object,
+                                                              generator: object) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(REPO / "corpus", corpus)
     index = Index(tmp_path / "idx", embedder=real_embedder)  # type: ignore[arg-type]
@@ -32,6 +35,7 @@ def test_demo_corpus_builds_answers_and_updates_incrementally(tmp_path: Path, re
         assert expected in [Path(h.source).name for h in hits], (question, [h.source for h in hits])
     pdf_hit = next(h for h in index.search("What does the shopt builtin do?", k=5) if h.source.endswith(".pdf"))
     assert pdf_hit.page is not None and pdf_hit.heading
+    answers_questions(index, generator)
 
     changed = corpus / "rho-bank" / "doc_checking_accounts_blue_account_010.md"
     old_n = index.snapshot().manifest()[str(changed)].n_chunks
@@ -44,3 +48,16 @@ def test_demo_corpus_builds_answers_and_updates_incrementally(tmp_path: Path, re
     snap = index.snapshot()
     new_chunks = snap.db.execute("SELECT text FROM chunks WHERE path = ?", (str(changed),)).fetchall()
     assert any("seashells are not accepted" in row[0] for row in new_chunks)
+
+
+def answers_questions(index: Index, generator: object) -> None:
+    """The shipped reader, generator and verifier: a right, cited answer, and an honest abstention that
+    still shows what was found."""
+    answers = pipeline.make(index, generator, reader=Reader(), verifier=verify.load())  # type: ignore[arg-type]
+    right = answers.ask("How much can I transfer out per day from a Diamond Elite Savings Account?")
+    assert not right.abstained and "$500,000" in right.answer, right
+    cited = right.retrieved[right.sentences[0].citations[0] - 1]
+    assert "$500,000" in cited.text and "diamond_elite" in cited.source
+    assert right.citations[0].quote == "$500,000" and right.sentences[0].supported
+    unknown = answers.ask("What is the annual fee of the Rho Bank Titanium Rewards Card?")
+    assert unknown.abstained and unknown.abstain_reason and unknown.retrieved

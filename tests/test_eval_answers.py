@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,22 @@ import pytest
 from rag.answer import Answer
 from rag.evaluation import answers as ea
 from rag.generate.prompt import ABSTAIN
+from rag.pipeline import Pipeline
 from tests.test_verify import PASSAGES, KeywordVerifier, answer, hit
 
 
 class FakeAnswerer:
     """Answers from a script: question -> answer text over PASSAGES (ABSTAIN abstains)."""
 
+    name = "scripted"
+    reader = None
+
     def __init__(self, script: dict[str, str]) -> None:
         self.script = script
         self.asked: list[str] = []
+
+    def stream(self, question: str) -> Iterator[str | Answer]:
+        yield self.ask(question)
 
     def ask(self, question: str) -> Answer:
         self.asked.append(question)
@@ -31,6 +39,10 @@ class FakeAnswerer:
         return Answer(question, *[getattr(made, f) for f in ("answer", "abstained", "abstain_reason", "sentences",
                                                              "citations", "retrieved", "dropped", "invalid_markers",
                                                              "model", "prompt_tokens", "timings")])
+
+
+def checked(answerer: FakeAnswerer) -> Pipeline:
+    return Pipeline(answerer, KeywordVerifier())  # type: ignore[arg-type]
 
 
 SCRIPT = {"Where do bees live?": "Bees live in hives [1].",
@@ -62,13 +74,15 @@ def test_question_files_report_bad_lines_by_number_and_keep_the_rest(tmp_path: P
 
 
 def test_metrics_by_hand() -> None:
-    fake = FakeAnswerer(SCRIPT)
-    outcomes = ea.run(fake, KeywordVerifier(), QUESTIONS, None)  # type: ignore[arg-type]
+    outcomes = ea.run(checked(FakeAnswerer(SCRIPT)), QUESTIONS, None)
     m = ea.score(outcomes)
     assert (m["questions"], m["answerable"], m["unanswerable"], m["sentences"]) == (4, 2, 2, 4)
-    # sentences: bees supported; ants mis-cited ([3] is about wasps); cows unsupported; wasps supported
-    assert m["faithfulness"] == 0.75 and m["citation_recall"] == 0.5
-    assert m["citation_precision"] == 0.5  # [1] and wasps' [3] support their sentences; ants' [3], cows' [2] do not
+    # sentences: bees supported; ants mis-cited ([3] is about wasps), so re-cited to [2]; cows unsupported;
+    # wasps supported
+    assert m["faithfulness"] == 0.75 and m["citation_recall"] == 0.75
+    assert m["citation_precision"] == 0.75  # [1], ants' corrected [2] and wasps' [3] support; cows' [2] does not
+    assert outcomes[1]["sentences"][0]["citation_corrected"] and outcomes[1]["sentences"][0]["cited_as"] == [3]
+    assert m["right_and_cited"] == 1.0  # "in hives" said and in cited [1]; "nests" said and in the corrected [2]
     assert m["exact_match"] == 0.0 and m["f1"] == pytest.approx(round((2 / 3 + 2 / 7) / 2, 4))  # markers are not words
     assert m["abstention"] == 0.5 and m["wrong_abstention"] == 0.0
     assert m["gold_retrieved"] == 1.0  # "in hives" and "nests" are in shown passages
@@ -88,12 +102,12 @@ def test_an_interrupted_run_resumes_without_redoing_finished_questions(tmp_path:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ea.run(first, KeywordVerifier(), QUESTIONS, out, progress=stop_after_two)  # type: ignore[arg-type]
+        ea.run(checked(first), QUESTIONS, out, progress=stop_after_two)
     assert first.asked == [q.question for q in QUESTIONS[:2]]
     with (out / ea.OUTCOMES).open("a") as fh:
         fh.write('{"id": "3", "question": "Who fou')  # a crash in the middle of a line
     second = FakeAnswerer(SCRIPT)
-    outcomes = ea.run(second, KeywordVerifier(), QUESTIONS, out)  # type: ignore[arg-type]
+    outcomes = ea.run(checked(second), QUESTIONS, out)
     assert second.asked == [q.question for q in QUESTIONS[2:]]
     assert [o["id"] for o in outcomes] == ["1", "2", "3", "4"]
     lines = (out / ea.OUTCOMES).read_text().splitlines()
@@ -104,7 +118,7 @@ def test_an_interrupted_run_resumes_without_redoing_finished_questions(tmp_path:
 
 
 def test_report_files_are_written_and_well_formed(tmp_path: Path) -> None:
-    outcomes = ea.run(FakeAnswerer(SCRIPT), KeywordVerifier(), QUESTIONS, None)  # type: ignore[arg-type]
+    outcomes = ea.run(checked(FakeAnswerer(SCRIPT)), QUESTIONS, None)
     metrics = ea.score(outcomes)
     ea.report(tmp_path, metrics, outcomes, "Answers: demo")
     saved: dict[str, Any] = json.loads((tmp_path / "results.json").read_text())

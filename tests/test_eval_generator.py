@@ -11,6 +11,7 @@ from rag.evaluation import generator as eg
 from rag.evaluation.retrieval import Dataset, build_index
 from rag.generate.citations import parse
 from rag.generate.prompt import ABSTAIN
+from rag.pipeline import Pipeline
 from rag.retrieve import Hit
 from tests.conftest import FakeEmbedder, Scripted
 
@@ -90,7 +91,7 @@ def test_gold_setting_shows_the_gold_among_distractors_or_nothing_that_answers(s
 def test_a_scripted_model_is_scored_in_both_settings(setup: tuple) -> None:
     dataset, passages = setup
     todo = eg.items(dataset, unanswerable_share=0.0)
-    systems = {"scripted": Answerer(passages.index, Scripted("The Black Sea [1]."), AnswerConfig(k=3))}
+    systems = {"scripted": Pipeline(Answerer(passages.index, Scripted("The Black Sea [1]."), AnswerConfig(k=3)))}
     results, rows = eg.evaluate(systems, passages, todo, ["gold", "retrieved"])
     assert set(results["scripted"]) == {"gold", "retrieved"} and len(rows) == 2
     gold = results["scripted"]["gold"]
@@ -102,7 +103,7 @@ def test_a_scripted_model_is_scored_in_both_settings(setup: tuple) -> None:
 def test_questions_are_a_seeded_sample_in_dataset_order() -> None:
     dataset = Dataset("d", {"p0": "x"}, {f"q{i}": f"Question {i}?" for i in range(50)}, {f"q{i}": {"p0": 1}
                                                                                            for i in range(50)})
-    some = eg.items(dataset, 0.5, limit=10)
-    assert len(some) == 10 and some == eg.items(dataset, 0.5, limit=10)
+    some = eg.items(dataset, 0.5, sample=10)
+    assert len(some) == 10 and some == eg.items(dataset, 0.5, sample=10)
     assert [i.qid for i in some] == sorted((i.qid for i in some), key=lambda q: int(q[1:]))
     assert 0 < sum(i.answerable for i in eg.items(dataset, 0.5)) < 50

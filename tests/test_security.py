@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rag import Index, verify
+from rag.reader import Reader
 from rag.rerank import CrossEncoderReranker
 
 
@@ -39,3 +40,4 @@ def test_indexes_and_models_load_without_any_pickle(tmp_path: Path, corpus: Path
     assert CrossEncoderReranker(str(tiny_reranker)).scores("bees", ["bees live in hives"])  # as `rag train` saves
     checker = verify.CrossEncoderVerifier()  # the shipped verifier
     assert checker.scores([("Bees live in hives.", "Where do bees live? In hives.")])
+    assert Reader().read("Where do bees live?", ["Bees live in hives."])  # the shipped reader

@@ -56,7 +56,11 @@ def test_each_sentence_is_supported_mis_cited_or_unsupported() -> None:
     checked = verify.check(answer("Bees live in hives [1]. Ants live in nests [3]. Cows fly [2].", PASSAGES),
                            KeywordVerifier())
     assert [s.verdict for s in checked.sentences] == ["supported", "mis-cited", "unsupported"]
-    assert [s.supported for s in checked.sentences] == [True, False, False]
+    assert [s.supported for s in checked.sentences] == [True, True, False]  # the mis-cited one is re-cited
+    ants = checked.sentences[1]
+    assert (ants.citations, ants.cited_as, ants.citation_corrected) == ([2], [3], True)
+    assert [(c.marker, c.quote) for c in checked.citations] == [(1, "bees live in hives"), (2, "ants live in nests"),
+                                                                (2, "ants live in nests")]
     assert [s.best_marker for s in checked.sentences][:2] == [1, 2]
     assert checked.sentences[0].support == 0.9 and checked.sentences[0].citation_support == [0.9]
     assert checked.faithfulness == round(2 / 3, 4)  # a mis-cited sentence is still backed by the passages

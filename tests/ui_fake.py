@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag import verify
-from rag.answer import NO_PASSAGES, Answer
+from rag.answer import READER_NO_ANSWER, Answer
 from rag.generate.prompt import ABSTAIN
 from rag.ingest.pipeline import IngestReport
 from rag.ui import service as services
@@ -28,7 +28,8 @@ class FakeService:
         self.asked.append((question, settings))
         if "unknown" in question:
             yield ABSTAIN
-            yield Answer(question, ABSTAIN, True, NO_PASSAGES, [], [], [hit(1, PASSAGES[0])], [], 0, "fake", 0, {})
+            yield Answer(question, ABSTAIN, True, READER_NO_ANSWER, [], [], [hit(1, PASSAGES[0]), hit(2, PASSAGES[1])],
+                         [], 0, "fake", 0, {})
             return
         text = "Bees live in hives [1]. Ants live in nests [3]. <b>Bold</b> [2]."
         for word in text.split(" "):

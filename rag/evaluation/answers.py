@@ -9,7 +9,8 @@ resumes where it was, and the metrics are computed from that file:
 - citation recall and precision (ALCE-style): a sentence's citations support it; each
   citation supports its sentence on its own (the verifier scores passages one at a time, so a
   citation is needed exactly when it supports alone);
-- exact match and token F1 against gold answers, abstention on unanswerable questions,
+- exact match and token F1 against gold answers; answered right with the right source (a gold
+  answer in the answer, and in a passage it cites); abstention on unanswerable questions,
   wrong abstention on answerable ones, and how often retrieval found a passage holding a gold
   answer; latency percentiles.
 """
@@ -26,13 +27,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.answer import Answer, Answerer
+from rag.answer import Answer
 from rag.evaluation import plots
 from rag.evaluation.generator import answer_text, exact, f1, normalize
 from rag.evaluation.retrieval import Dataset
 from rag.fsutil import atomic_path, atomic_write_text, read_jsonl
 from rag.index import Index
-from rag.verify import Verifier, check
+from rag.pipeline import Pipeline
 
 OUTCOMES, RUN = "outcomes.jsonl", "run.json"
 FORMATS = ("squad", "jsonl")
@@ -77,18 +78,27 @@ def outcome(question: Question, answer: Answer, threshold: float) -> dict[str, A
     gold = question.answers
     found = [normalize(g) for g in gold if normalize(g)]
     shown = [normalize(h.text) for h in answer.retrieved]
+    cited = {c.marker for c in answer.citations}
+    said = f" {normalize(answer_text(answer))} "
     return {"id": question.id, "question": question.question, "answerable": question.answerable, "gold": gold,
             "answer": answer.answer, "abstained": answer.abstained, "abstain_reason": answer.abstain_reason,
+            "answered_by": answer.answered_by, "draft": answer.draft,
             "em": max((exact(answer_text(answer), g) for g in gold), default=None),
             "f1": max((f1(answer_text(answer), g) for g in gold), default=None),
             "gold_retrieved": any(g in text for g in found for text in shown) if found else None,
+            "right_and_cited": (not answer.abstained and any(f" {g} " in said for g in found)
+                                and any(g in shown[m - 1] for g in found for m in cited)) if found else None,
             "sentences": [asdict(s) for s in answer.sentences], "faithfulness": answer.faithfulness,
             "threshold": threshold, "sources": [h.source for h in answer.retrieved], "timings": answer.timings}
 
 
-def run(answerer: Answerer, verifier: Verifier, questions: list[Question], out: Path | None, strict: bool = False,
+def run(pipeline: Pipeline, questions: list[Question], out: Path | None,
         progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-    """Answer and check every question not already in out/outcomes.jsonl; returns all outcomes."""
+    """Answer (and check, and decide) every question not already in out/outcomes.jsonl; returns
+    all outcomes. The pipeline must have a verifier: its threshold is what support is judged by."""
+    if pipeline.verifier is None:
+        raise ValueError("evaluating answers needs a verifier in the pipeline")
+    threshold = pipeline.verifier.threshold
     done = _finished(out) if out else {}
     todo = [q for q in questions if q.id not in done]
     if progress and done:
@@ -96,7 +106,7 @@ def run(answerer: Answerer, verifier: Verifier, questions: list[Question], out: 
     handle = (out / OUTCOMES).open("a", encoding="utf-8") if out else None
     try:
         for question in todo:
-            row = outcome(question, check(answerer.ask(question.question), verifier, strict), verifier.threshold)
+            row = outcome(question, pipeline.ask(question.question), threshold)
             done[question.id] = row
             if handle:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -110,10 +120,10 @@ def run(answerer: Answerer, verifier: Verifier, questions: list[Question], out: 
     return [done[q.id] for q in questions if q.id in done]
 
 
-def evaluate(answerer: Answerer, verifier: Verifier, questions: list[Question], out: Path | None, title: str,
-             strict: bool = False, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def evaluate(pipeline: Pipeline, questions: list[Question], out: Path | None, title: str,
+             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """`run`, then the metrics, written with their report into `out` (call `prepare` on it first)."""
-    outcomes = run(answerer, verifier, questions, out, strict, progress)
+    outcomes = run(pipeline, questions, out, progress)
     metrics = score(outcomes)
     if out:
         report(out, metrics, outcomes, title)
@@ -166,6 +176,7 @@ def score(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
         "citation_precision": _share(citations),
         "exact_match": _mean([o["em"] for o in graded]),
         "f1": _mean([o["f1"] for o in graded]),
+        "right_and_cited": _share([o["right_and_cited"] for o in graded if o.get("right_and_cited") is not None]),
         "abstention": _share([o["abstained"] for o in unanswerable]),
         "wrong_abstention": _share([o["abstained"] for o in answerable]),
         "gold_retrieved": _share([o["gold_retrieved"] for o in retrieved]),
@@ -231,7 +242,8 @@ def markdown(metrics: dict[str, Any], title: str) -> str:
 def figures(metrics: dict[str, Any], outcomes: list[dict[str, Any]], out: Path) -> None:
     """metrics.png (quality bars), support.png (sentence support by verdict), latency.png."""
     plt = plots.pyplot()
-    names = ["faithfulness", "citation_recall", "citation_precision", "exact_match", "f1", "abstention",
+    names = ["faithfulness", "citation_recall", "citation_precision", "exact_match", "f1", "right_and_cited",
+             "abstention",
              "wrong_abstention", "gold_retrieved"]
     shown = [n for n in names if metrics.get(n) is not None]
     fig, ax = plt.subplots(figsize=(8, 4))

@@ -1,4 +1,5 @@
-"""Generator evaluation: models side by side on the same SQuAD questions, answerable and not.
+"""Answering systems side by side on the same SQuAD questions, answerable and not: a generator
+alone, the reader alone, and the whole pipeline (reader, generator, verifier, decision).
 
 The corpus is every paragraph of the dataset's articles; a seeded sample of questions is asked.
 Each question is either answerable (its gold paragraph is among the passages) or, for a
@@ -21,12 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag import lexical
-from rag.answer import Answer, Answerer
+from rag.answer import Answer
 from rag.evaluation.retrieval import Dataset
 from rag.index import Index
+from rag.pipeline import Pipeline
 from rag.retrieve import Hit
 
 SETTINGS = ("gold", "retrieved")
+SYSTEMS = ("base", "generator", "reader", "pipeline")  # see `rag eval generator --help`
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,14 @@ class Outcome:
     gold_marker: int | None  # the marker the gold paragraph had, if shown
 
 
-def items(dataset: Dataset, unanswerable_share: float, limit: int | None = None, seed: int = 0) -> list[Item]:
-    """`limit` questions drawn with a fixed seed from the whole dataset (SQuAD's first article
-    alone has 810), in dataset order, each marked answerable or not with that seed."""
+def items(dataset: Dataset, unanswerable_share: float, sample: int | None = None, seed: int = 0) -> list[Item]:
+    """`sample` questions drawn with a fixed seed from the whole dataset (SQuAD's first article
+    alone has 810; None: every question), in dataset order, each marked answerable or not with
+    that seed."""
     rng = random.Random(seed)
     qids = list(dataset.queries)
-    if limit is not None and limit < len(qids):
-        chosen = set(rng.sample(qids, limit))
+    if sample is not None and sample < len(qids):
+        chosen = set(rng.sample(qids, sample))
         qids = [q for q in qids if q in chosen]
     return [Item(q, dataset.queries[q], dataset.answers.get(q, []), next(iter(dataset.qrels[q])),
                  rng.random() >= unanswerable_share) for q in qids]
@@ -95,12 +99,12 @@ class Passages:
         return Hit(rank, -rank, self.path_of[doc], None, 0, len(text), 0.0, "", text)
 
 
-def run(answerer: Answerer, passages: Passages, todo: list[Item], setting: str,
+def run(system: Pipeline, passages: Passages, todo: list[Item], setting: str,
         progress: Callable[[], None] | None = None) -> list[Outcome]:
     out = []
     for item in todo:
         hits = passages.gold(item) if setting == "gold" else passages.retrieved(item)
-        answer = answerer.ask_over(item.question, hits, gate=setting == "retrieved")
+        answer = system.ask_over(item.question, hits, gate=setting == "retrieved")
         gold = next((n for n, h in enumerate(answer.retrieved, 1) if passages.is_gold(h, item)), None)
         out.append(Outcome(item, setting, answer, gold))
         if progress:
@@ -172,7 +176,8 @@ def score(outcomes: list[Outcome]) -> dict[str, float]:
 def outcome_json(o: Outcome) -> dict[str, Any]:
     return {"qid": o.item.qid, "setting": o.setting, "answerable": o.item.answerable, "question": o.item.question,
             "gold_answers": o.item.answers, "answer": o.answer.answer, "abstained": o.answer.abstained,
-            "abstain_reason": o.answer.abstain_reason, "cited": sorted(_markers(o.answer)),
+            "abstain_reason": o.answer.abstain_reason, "answered_by": o.answer.answered_by, "draft": o.answer.draft,
+            "evidence": [[e.marker, e.text, e.margin] for e in o.answer.evidence], "cited": sorted(_markers(o.answer)),
             "gold_marker": o.gold_marker, "grounded": grounded(o.answer), "timings": o.answer.timings}
 
 
@@ -181,7 +186,7 @@ COLUMNS = ["exact_match", "f1", "citation_accuracy", "uncited_answers", "wrong_a
 
 
 def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    lines = ["| model | setting | " + " | ".join(COLUMNS) + " |", "| --- | --- |" + " ---: |" * len(COLUMNS)]
+    lines = ["| system | setting | " + " | ".join(COLUMNS) + " |", "| --- | --- |" + " ---: |" * len(COLUMNS)]
     for model, settings in results.items():
         for setting, row in settings.items():
             lines.append(f"| {model} | {setting} | " + " | ".join(f"{row[c]:.3f}" for c in COLUMNS) + " |")
@@ -210,16 +215,16 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def evaluate(systems: dict[str, Answerer], passages: Passages, todo: list[Item], settings: list[str],
+def evaluate(systems: dict[str, Pipeline], passages: Passages, todo: list[Item], settings: list[str],
              progress: Callable[[], None] | None = None) -> tuple[dict[str, dict[str, dict[str, float]]],
                                                                   list[dict[str, Any]]]:
     """({system: {setting: metrics}}, every outcome as JSON), all systems on the same items."""
     results: dict[str, dict[str, dict[str, float]]] = {}
     rows = []
-    for name, answerer in systems.items():
+    for name, system in systems.items():
         results[name] = {}
         for setting in settings:
-            outcomes = run(answerer, passages, todo, setting, progress)
+            outcomes = run(system, passages, todo, setting, progress)
             results[name][setting] = score(outcomes)
             rows += [{"system": name, **outcome_json(o)} for o in outcomes]
     return results, rows

@@ -77,18 +77,21 @@ def load_beir(folder: Path, limit: int | None = None, split: str = "test") -> Da
 
 def load_halueval(path: Path, limit: int | None = None, dev_rows: int = 1000) -> Dataset:
     """HaluEval QA as retrieval, on the last `dev_rows` rows only (the project's own dev split,
-    kept out of all training): each record's knowledge is a document, its question the query."""
+    kept out of all training): each record's knowledge is a document, its question the query,
+    its right answer the gold answer."""
     rows = read_jsonl(Path(path), ("knowledge", "question"))[-dev_rows:][:limit]
     corpus: dict[str, str] = {}
     by_text: dict[str, str] = {}
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
+    answers: dict[str, list[str]] = {}
     for n, row in enumerate(rows):
         doc_id = by_text.setdefault(row["knowledge"], f"k{len(by_text)}")
         corpus[doc_id] = row["knowledge"]
         queries[f"q{n}"] = row["question"]
         qrels[f"q{n}"] = {doc_id: 1}
-    return Dataset(f"{Path(path).name} (last {dev_rows} rows)", corpus, queries, qrels)
+        answers[f"q{n}"] = [row["right_answer"]] if row.get("right_answer") else []
+    return Dataset(f"{Path(path).name} (last {dev_rows} rows)", corpus, queries, qrels, answers)
 
 
 def load(fmt: str, path: Path, limit: int | None = None, split: str = "test") -> Dataset:

@@ -1,15 +1,18 @@
 """Citation markers in a generated answer: parse them, check them, and point each at a quoted span.
 
 The model writes sentences followed by markers such as [2] or [1, 3] that number the passages
-it was shown. A marker naming no passage is dropped and counted. Each valid citation gets the
-span of its passage that shares the most content terms with the sentence: the quote a reader
-checks the sentence against.
+it was shown. A marker naming no passage is dropped and counted. A small model often cites
+the wrong passage, so each sentence's citation is then checked against the evidence
+(`correct`): the passage that holds the sentence's answer string is the citation, and a wrong
+or missing marker is replaced and flagged. Each citation's quote is that answer string where
+the passage holds it, else the passage's sentence sharing the most content terms with the
+answer sentence: the span a reader checks the sentence against.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag import lexical
 from rag.generate import excerpt
@@ -41,6 +44,10 @@ class Sentence:
     supported: bool | None = None
     verdict: str | None = None
     best_marker: int | None = None  # the shown passage that supports it best, cited or not
+    # Set when the citations were changed after generation (rag.generate.citations.correct, or the
+    # verifier finding that another shown passage supports it): the markers the model had written.
+    citation_corrected: bool = False
+    cited_as: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ def split_sentences(answer: str) -> list[str]:
 
 def parse(answer: str, passages: list[Hit]) -> Parsed:
     """Sentences and citations of `answer`, whose markers number `passages` from 1."""
-    sentences, citations, invalid = [], [], 0
+    sentences, invalid = [], 0
     for raw in split_sentences(answer):
         markers: list[int] = []
         for group in MARKER.findall(raw):
@@ -77,21 +84,74 @@ def parse(answer: str, passages: list[Hit]) -> Parsed:
         if not text.strip(".!?,;: "):
             continue  # a stray marker on its own is not a sentence
         sentences.append(Sentence(text, markers))
-        citations += [quote(text, n, passages[n - 1]) for n in markers]
-    return Parsed(sentences, citations, invalid)
+    return Parsed(sentences, cite(sentences, passages), invalid)
+
+
+def cite(sentences: list[Sentence], passages: list[Hit]) -> list[Citation]:
+    """One quoted citation per (sentence, marker), in reading order."""
+    return [quote(s.text, n, passages[n - 1]) for s in sentences for n in s.citations]
+
+
+def correct(parsed: Parsed, passages: list[Hit], answers: list[tuple[int, str]]) -> Parsed:
+    """`parsed` with each sentence citing the passage that holds its answer string: one of
+    `answers` ((marker, text): what the reader found, best first) that the sentence contains,
+    else the sentence itself, found in a passage. A sentence whose citations already include
+    that passage, or whose answer string no passage holds, is left as it is."""
+    sentences = []
+    for sentence in parsed.sentences:
+        where = holder(sentence.text, passages, answers)
+        if where is None or where in sentence.citations:
+            sentences.append(sentence)
+        else:
+            sentences.append(replace(sentence, citations=[where], citation_corrected=True,
+                                     cited_as=sentence.citations))
+    return Parsed(sentences, cite(sentences, passages), parsed.invalid_markers)
+
+
+def holder(sentence: str, passages: list[Hit], answers: list[tuple[int, str]]) -> int | None:
+    """The marker of the passage holding `sentence`'s answer string (see `correct`), or None."""
+    said = _plain(sentence)
+    for marker, text in answers:
+        if _plain(text) and f" {_plain(text)} " in f" {said} ":
+            return marker
+    found = [n for n, hit in enumerate(passages, 1) if said and f" {said} " in f" {_plain(hit.text)} "]
+    return found[0] if len(found) == 1 else None
+
+
+def _plain(text: str) -> str:
+    """Lower case, words only, single spaces: what "holds the same string" compares."""
+    return " ".join(re.findall(r"\w+(?:[.,:]\w+)*", text.lower()))
+
+
+def locate(answer: str, text: str) -> tuple[int, int] | None:
+    """Where `text` holds `answer` (case and spacing aside), as character offsets, or None."""
+    words = re.findall(r"\w+(?:[.,:]\w+)*", answer)
+    if not words:
+        return None
+    pattern = r"(?<!\w)" + r"\W{1,3}".join(re.escape(w) for w in words) + r"(?!\w)"
+    found = re.search(pattern, text, re.IGNORECASE)
+    if found is None:
+        return None
+    start, end = found.span()
+    if answer.lstrip()[:1] in "$£€" and text[start - 1: start] == answer.lstrip()[:1]:
+        start -= 1  # keep the currency sign the answer had
+    return start, end
 
 
 def quote(sentence: str, marker: int, hit: Hit) -> Citation:
-    """The sentence of the passage sharing the most content terms with `sentence` (first on ties);
-    the whole passage when none shares any."""
-    wanted = set(lexical.terms([sentence])[0])
-    spans = excerpt.sentence_spans(hit.text)
-    found = lexical.terms([hit.text[s:e] for s, e in spans])
-    best, best_score = (0, len(hit.text)), 0
-    for span, terms in zip(spans, found, strict=True):
-        score = len(wanted & set(terms))
-        if score > best_score:
-            best, best_score = span, score
-    start, end = best
+    """The answer string itself where the passage holds it (the sentence without its final
+    point, as a short answer is); else the passage's sentence sharing the most content terms
+    with `sentence` (first on ties); the whole passage when none shares any."""
+    found = locate(sentence.rstrip(".!?"), hit.text)
+    if found is None:
+        wanted = set(lexical.terms([sentence])[0])
+        spans = excerpt.sentence_spans(hit.text)
+        terms = lexical.terms([hit.text[s:e] for s, e in spans])
+        found, best_score = (0, len(hit.text)), 0
+        for span, words in zip(spans, terms, strict=True):
+            score = len(wanted & set(words))
+            if score > best_score:
+                found, best_score = span, score
+    start, end = found
     return Citation(marker, hit.chunk_id, hit.source, hit.page, hit.start + start, hit.start + end,
                     hit.text[start:end])

@@ -58,19 +58,35 @@ def passage_block(number: int, hit: Hit) -> str:
     return f"[{number}] (from {defang(where)})\n<<<\n{defang(hit.text.strip())}\n>>>"
 
 
-def messages_for(question: str, passages: list[Hit]) -> Messages:
+@dataclass(frozen=True)
+class Hint:
+    """The reader's evidence, shown to the generator after the question: a span of one passage."""
+
+    passage: int  # 0-based index into the passages
+    text: str
+
+
+def hint_line(marker: int, text: str) -> str:
+    return f"Evidence: passage [{marker}] says \"{defang(' '.join(text.split()))}\"."
+
+
+def messages_for(question: str, passages: list[Hit], hint: Hint | None = None) -> Messages:
     blocks = "\n\n".join(passage_block(n, h) for n, h in enumerate(passages, 1))
     user = f"Passages:\n\n{blocks}\n\nQuestion: {question.strip()}" if passages else f"Question: {question.strip()}"
+    if hint is not None and hint.passage < len(passages):
+        user += "\n" + hint_line(hint.passage + 1, hint.text)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def build(question: str, hits: list[Hit], count_tokens: Callable[[Messages], int], budget: int) -> Prompt:
+def build(question: str, hits: list[Hit], count_tokens: Callable[[Messages], int], budget: int,
+          hint: Hint | None = None) -> Prompt:
     """The prompt with as many of the best hits as fit in `budget` tokens (the context window
-    less the tokens reserved for the answer). Raises ValueError if not even the question fits."""
+    less the tokens reserved for the answer), and the reader's `hint` while its passage is
+    among them. Raises ValueError if not even the question fits."""
     if not question.strip():
         raise ValueError("the question is empty")
     for keep in range(len(hits), -1, -1):
-        messages = messages_for(question, hits[:keep])
+        messages = messages_for(question, hits[:keep], hint)
         tokens = count_tokens(messages)
         if tokens <= budget:
             return Prompt(messages, hits[:keep], hits[keep:], tokens)

@@ -14,7 +14,8 @@ from typing import Any
 
 import streamlit as st
 
-from rag.answer import Answer
+from rag.answer import READER, Answer
+from rag.pipeline import REASONS
 from rag.retrieve import MODES
 from rag.ui import service as services
 from rag.ui.uploads import ALLOWED, UploadError
@@ -94,20 +95,38 @@ def ask_page(service: services.Service, settings: services.Settings) -> None:
 
 def show_answer(service: services.Service, answer: Answer, turn: int) -> None:
     if answer.abstained:
-        reason = (answer.abstain_reason or "").replace("_", " ")
+        reason = REASONS.get(answer.abstain_reason or "", (answer.abstain_reason or "").replace("_", " "))
         st.warning(f"{answer.answer}  \nReason: {reason}")
+        show_closest(answer, turn)
         return
     st.markdown(inert(answer.answer), unsafe_allow_html=True)
+    if answer.answered_by == READER and answer.draft is not None:
+        st.caption(f"The reader's answer, quoted from its passage; the generator's draft “{inert(answer.draft)}” "
+                   "was not supported.")
     if answer.faithfulness is not None:
         st.caption(f"Faithfulness {answer.faithfulness:.2f} · {answer.model} · "
                    f"{answer.timings.get('total_s', 0):.1f} s")
     for sentence_no, sentence in enumerate(answer.sentences):
-        if sentence.verdict and sentence.verdict != "supported":
-            better = f" (passage [{sentence.best_marker}] supports it)" if sentence.verdict == "mis-cited" else ""
-            st.caption(f"⚠ {sentence.verdict}: “{inert(sentence.text)}”{better}")
+        if sentence.citation_corrected:
+            cited = ", ".join(f"[{n}]" for n in sentence.cited_as or []) or "no passage"
+            st.caption(f"Citation corrected: the generator cited {cited}; passage "
+                       f"[{sentence.citations[0]}] holds “{inert(sentence.text)}”")
+        elif sentence.verdict and sentence.verdict != "supported":
+            st.caption(f"⚠ {sentence.verdict}: “{inert(sentence.text)}”")
         for position, marker in enumerate(sentence.citations):
             support = sentence.citation_support[position] if sentence.citation_support else None
             show_source(service, answer, marker, support, f"{turn}-{sentence_no}-{marker}")
+
+
+def show_closest(answer: Answer, turn: int, n: int = 3) -> None:
+    """Under an abstention, the passages that came closest, so the user can read them."""
+    hits = (answer.retrieved or answer.dropped)[:n]
+    if hits:
+        st.caption("Closest passages found:")
+    for number, hit in enumerate(hits, 1):
+        name = Path(hit.source).name + (f", page {hit.page}" if hit.page else "")
+        with st.expander(f"{number}. {name}"):
+            st.markdown(f'<div style="white-space: pre-wrap">{inert(hit.text)}</div>', unsafe_allow_html=True)
 
 
 def show_source(service: services.Service, answer: Answer, marker: int, support: float | None, key: str) -> None:

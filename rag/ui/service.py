@@ -18,12 +18,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag import verify
-from rag.answer import Answer, AnswerConfig, Answerer
+from rag import pipeline, verify
+from rag.answer import Answer, AnswerConfig
 from rag.generate import backends
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.pipeline import IngestReport
+from rag.reader import Reader
 from rag.retrieve import MODES
 from rag.ui import uploads
 
@@ -98,6 +99,10 @@ class LocalService:
     def verifier(self) -> verify.Verifier:
         return verify.load()
 
+    @cached_property
+    def reader(self) -> Reader:
+        return Reader(os.environ.get("RAG_READER") or None)
+
     def generator(self, settings: Settings) -> backends.Generator:
         key = (settings.server, settings.generator)
         if key not in self._generators:
@@ -107,8 +112,10 @@ class LocalService:
 
     def ask(self, question: str, settings: Settings) -> Iterator[str | Answer]:
         with self.lock:
-            answerer = Answerer(self.index, self.generator(settings), AnswerConfig(k=settings.k, mode=settings.mode))
-            yield from verify.stream(answerer.stream(question), self.verifier, settings.strict)
+            config = AnswerConfig(k=settings.k, mode=settings.mode)
+            answers = pipeline.make(self.index, self.generator(settings), config, self.reader, self.verifier,
+                                    settings.strict)
+            yield from answers.stream(question)
 
     def files(self) -> list[FileRow]:
         with self.lock:  # reading may reopen the snapshot, which must not close under a running answer
@@ -165,8 +172,8 @@ class LocalService:
         out = self.reports / dataset.stem
         ea.prepare(out, {"dataset": str(dataset), "index": str(self.index.path), "generator": settings.generator})
         with self.lock:
-            answerer = Answerer(self.index, self.generator(settings), AnswerConfig())
-            metrics = ea.evaluate(answerer, self.verifier, questions, out, f"Answers: {dataset.name}",
+            answers = pipeline.make(self.index, self.generator(settings), AnswerConfig(), self.reader, self.verifier)
+            metrics = ea.evaluate(answers, questions, out, f"Answers: {dataset.name}",
                                   progress=_counter(progress, len(questions)))
         return EvalResult(metrics, out, problems)
 

@@ -1,0 +1,113 @@
+"""Choose the answer-or-abstain policy (rag.pipeline.Policy) on HaluEval dev rows, never on SQuAD.
+
+The retrieved setting of `rag eval generator` over the last 1,000 HaluEval rows (the project's
+dev split; a seeded 30 % made unanswerable by taking out every passage that holds the answer):
+each question is drafted once by the reader and the generator and checked by the verifier,
+then the decision (rag.pipeline.decide, the very function `rag ask` runs) is replayed under
+every policy of a grid. Each row prints F1, citation accuracy, wrong abstention, abstention on
+unanswerable questions and hallucination; the policy with the best utility (F1 summed over the
+answerable questions plus abstentions on the unanswerable ones, over all questions) is the
+one to write into rag.pipeline.POLICIES and the reader's model card.
+
+    python benchmarks/decision.py --data ../shared/data/halueval-qa-train.jsonl --sample 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rag import verify
+from rag.answer import AnswerConfig, Answerer
+from rag.evaluation import generator as eg
+from rag.evaluation import retrieval as ev
+from rag.generate import backends
+from rag.generate.backends import Sampling
+from rag.pipeline import Pipeline, Policy, decide
+from rag.reader import Reader
+
+KEEP = (-99.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+SPAN = (-2.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 99.0)
+
+
+class Remembered:
+    """A verifier that scores each distinct pair once (the grid asks for the same spans again)."""
+
+    def __init__(self, inner: verify.Verifier) -> None:
+        self.inner, self.name, self.threshold = inner, inner.name, inner.threshold
+        self.seen: dict[tuple[str, str], float] = {}
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        new = [p for p in dict.fromkeys(pairs) if p not in self.seen]
+        self.seen |= dict(zip(new, self.inner.scores(new), strict=True))
+        return [self.seen[p] for p in pairs]
+
+
+def utility(scores: dict[str, float]) -> float:
+    answerable, unanswerable = scores["answerable"], scores["unanswerable"]
+    return (scores["f1"] * answerable + scores["abstention"] * unanswerable) / (answerable + unanswerable)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="HaluEval QA JSONL (its last 1000 rows are used)")
+    parser.add_argument("--sample", type=int, default=400, help="questions drawn with a fixed seed (400)")
+    parser.add_argument("--reader", type=Path, help="reader folder (default: the shipped one)")
+    parser.add_argument("--adapter", default=backends.SHIPPED, help="generator adapter (default: the shipped one)")
+    parser.add_argument("--no-hint", dest="hint", action="store_false",
+                        help="draft without showing the generator the reader's span (the lever's ablation)")
+    parser.add_argument("--cache", type=Path, help="keep the dev rows' documents and index here, reused next time")
+    parser.add_argument("--out", type=Path, help="write the grid as results.json here")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    dataset = ev.load_halueval(args.data)
+    todo = eg.items(dataset, 0.3, args.sample)
+    checker = Remembered(verify.load())
+    reader = Reader(args.reader)
+    with tempfile.TemporaryDirectory() as tmp:
+        index, by_path = ev.build_index(dataset, args.cache or Path(tmp))
+        passages = eg.Passages(dataset, index, by_path, AnswerConfig.k)
+        config = AnswerConfig(sampling=Sampling(max_new_tokens=64), evidence_hint=args.hint)
+        drafts = Pipeline(Answerer(index, backends.make(adapter=args.adapter), config, reader), checker)
+        outcomes = []
+        for item in tqdm(todo, desc="draft", unit="question", disable=None):
+            answer = drafts.ask_over(item.question, passages.retrieved(item))
+            gold = next((n for n, h in enumerate(answer.retrieved, 1) if passages.is_gold(h, item)), None)
+            outcomes.append(eg.Outcome(item, "retrieved", answer, gold))
+        index.close()
+    rows = []
+    for keep, span in itertools.product(KEEP, SPAN):
+        policy = Policy(keep_margin=keep, span_margin=span)
+        decided = [eg.Outcome(o.item, o.setting, decide(o.answer, checker, policy), o.gold_marker) for o in outcomes]
+        scores = eg.score(decided)
+        rows.append({"keep_margin": keep, "span_margin": span, "utility": round(utility(scores), 4), **scores})
+    rows.sort(key=lambda r: -r["utility"])
+    drafted = eg.score(outcomes)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps({"drafts": drafted, "grid": rows}, indent=1) + "\n")
+    if args.json:
+        json.dump({"drafts": drafted, "best": rows[0], "grid": rows}, sys.stdout, indent=1)
+        print()
+        return 0
+    columns = ["utility", "f1", "citation_accuracy", "wrong_abstention", "abstention", "hallucination"]
+    print(f"{len(todo)} HaluEval dev questions; drafts without a decision: "
+          + ", ".join(f"{c} {drafted[c]:.3f}" for c in columns[1:]))
+    print("| keep_margin | span_margin | " + " | ".join(columns) + " |\n|---|---|" + "---|" * len(columns))
+    for row in rows[:15]:
+        print(f"| {row['keep_margin']} | {row['span_margin']} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
+    best = rows[0]
+    print(f"best: Policy(keep_margin={best['keep_margin']}, span_margin={best['span_margin']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
