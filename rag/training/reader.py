@@ -11,6 +11,7 @@ SQuAD and VitaminC are evaluation-only here and never read.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -101,8 +102,6 @@ def train(data: Path, out: Path, config: ReaderConfig = ReaderConfig(),
           progress: loop.Progress | None = None) -> dict[str, object]:
     """Fine-tune and write `out` (weights + reader.json); resumes from out/checkpoints when a
     stopped run left one there."""
-    import math
-
     loop.seed_and_threads(config.seed, config.threads)
     train_rows, _ = split(data, config)
     items = examples(train_rows, config.negatives, config.seed)
