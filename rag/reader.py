@@ -173,7 +173,7 @@ class Reader:
         return load_model(self.path, self.spec["base"], self.device)
 
     def read(self, question: str, passages: Sequence[str], top: int = 3) -> list[Span]:
-        """The best spans over all `passages`, best first (at most `top` per passage, `top` in all)."""
+        """The best `top` spans over all `passages`, best first, none overlapping another."""
         import torch
 
         if not passages:
