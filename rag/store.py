@@ -34,7 +34,7 @@ import numpy as np
 from rag import lexical, vectors
 from rag.fsutil import atomic_write_text, fsync_path
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 SQLITE = "chunks.sqlite"
 VECTORS = "vectors.faiss"

@@ -40,6 +40,7 @@ def test_offsets_round_trip_and_limit_holds(tokenizer: Any, hf_tokenizer: Any, n
         assert doc.text[chunk.start : chunk.end] == chunk.text
         with_specials = len(hf_tokenizer.encode(chunk.text, add_special_tokens=True))
         assert with_specials == chunk.n_tokens <= max_tokens
+        assert len(hf_tokenizer.encode(chunk.embedded, add_special_tokens=True)) <= max_tokens
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
 
 
@@ -94,3 +95,27 @@ def test_a_lone_heading_is_joined_to_its_section(tokenizer: Any) -> None:
     assert chunks[0].text.startswith("# Why am I being charged a fee?\n\n## Monthly fee\n\nClause 0 of")
     assert all(c.n_tokens <= 122 for c in chunks)
     assert all(text[c.start : c.end] == c.text for c in chunks)
+
+
+def test_each_chunk_carries_its_title_and_heading_path_for_embedding(tokenizer: Any) -> None:
+    """Near-identical pages differ only in the product named by their title: the embedded and
+    BM25 text must name it while `text` stays the exact slice shown and cited."""
+    body = " ".join(f"Rule {i}: the daily limit is $3,500 for verified holders." for i in range(60))
+    text = f"# Gold Savings Account\n\n## Limits\n\n{body}"
+    doc = load(".md", text.encode())
+    chunks = Chunker(tokenizer, 256, ChunkConfig(chunk_tokens=80, overlap_tokens=0)).split(doc)
+    assert len(chunks) > 3
+    later = chunks[-1]
+    assert "Gold Savings" not in later.text and later.context == "Gold Savings Account > Limits"
+    assert later.embedded == f"Gold Savings Account > Limits\n\n{later.text}"
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+
+
+def test_a_context_longer_than_the_room_left_is_cut_at_a_word(tokenizer: Any, hf_tokenizer: Any) -> None:
+    title = " ".join(f"heading{i}" for i in range(200))
+    text = f"# {title}\n\n" + " ".join(f"Sentence {i} of the body." for i in range(100))
+    chunks = Chunker(tokenizer, 64, ChunkConfig(chunk_tokens=50, overlap_tokens=0)).split(load(".md", text.encode()))
+    for chunk in chunks:
+        assert len(hf_tokenizer.encode(chunk.embedded, add_special_tokens=True)) <= 64
+        assert title.startswith(chunk.context)
+    assert any(chunk.context for chunk in chunks)

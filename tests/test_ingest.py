@@ -192,3 +192,19 @@ def test_other_embedder_or_chunking_asks_for_rebuild(tmp_path: Path, corpus: Pat
     report = Index(tmp_path / "idx", embedder=other).ingest([corpus], rebuild=True, progress=False)
     assert len(report.added) == len(GOOD)
     assert Index(tmp_path / "idx", embedder=other).info().embedder == "other-model"
+
+
+def test_a_chunk_is_found_by_the_product_its_title_names(tmp_path: Path, fake: FakeEmbedder) -> None:
+    """Two pages alike but for their title: a question naming the product finds its page in dense
+    and BM25 search alike, and the hit's text is still the exact, title-free slice."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    filler = " ".join(f"Clause {i} applies to every holder of the account." for i in range(80))
+    for name in ("Zircon", "Basalt"):
+        (docs / f"{name.lower()}.md").write_text(f"# {name} Checking\n\n{filler}\n\nThe monthly fee is waived.\n")
+    index = Index(tmp_path / "idx", embedder=fake, chunking=ChunkConfig(chunk_tokens=60, overlap_tokens=0))
+    index.ingest([docs], progress=False)
+    assert any(t.startswith("Zircon Checking\n\n") for t in fake.embedded)
+    for mode in ("dense", "bm25"):
+        hit = index.search("Zircon monthly fee waived", k=1, mode=mode)[0]
+        assert Path(hit.source).name == "zircon.md" and "Zircon" not in hit.text, mode

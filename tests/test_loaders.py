@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.ingest.loaders import Document, LoadError, decode_text, load
+from rag.ingest.loaders import Document, Heading, LoadError, Page, decode_text, load
 from tests.conftest import BROKEN, FIXTURES
 
 
@@ -71,3 +71,14 @@ def test_deeply_nested_html_is_an_error_not_a_crash() -> None:
         assert "nested" in str(exc) or "no text" in str(exc)
     else:
         assert "deep" in doc.text
+
+
+def test_title_and_heading_path_make_one_context_without_repeating_the_top_heading() -> None:
+    html = (b"<html><head><title>3. Control Flow \xe2\x80\x94 Python 3.11 documentation</title></head>"
+            b"<body><h1>3. Control Flow</h1><p>Intro.</p><h2>3.1 if Statements</h2><p>Body text.</p></body></html>")
+    doc = load(".html", html)
+    assert doc.title == "3. Control Flow \u2014 Python 3.11 documentation"
+    assert doc.context_at(doc.text.index("Body")) == "3. Control Flow \u2014 Python 3.11 documentation > 3.1 if Statements"
+    other = Document("html", "x", (Page(0, 1, None),), (Heading(0, "Accounts > Fees"),), "Rho-Bank")
+    assert other.context_at(0) == "Rho-Bank > Accounts > Fees"
+    assert load(".txt", b"plain words").context_at(0) == ""

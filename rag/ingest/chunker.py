@@ -1,8 +1,9 @@
 """Cut a Document into chunks that fit the embedder, keeping exact offsets into the text.
 
 Lengths are counted with the embedder's own tokenizer, so no chunk is silently
-truncated at embedding time: every chunk plus the model's special tokens fits the
-model's limit. `doc.text[chunk.start:chunk.end] == chunk.text` always holds.
+truncated at embedding time: every chunk, its context line (document title and heading
+path, cut to the room left) and the model's special tokens fit the model's limit.
+`doc.text[chunk.start:chunk.end] == chunk.text` always holds.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class Chunk:
     page: int | None
     heading: str
     n_tokens: int  # including the embedder's special tokens
+    context: str = ""  # title and heading path, embedded and indexed with the text, never shown
+
+    @property
+    def embedded(self) -> str:
+        """What the embedder and BM25 see: the context line, then the exact text."""
+        return f"{self.context}\n\n{self.text}" if self.context else self.text
 
 
 class Chunker:
@@ -55,7 +62,8 @@ class Chunker:
         """`max_tokens` is the model's input limit including special tokens."""
         self.tokenizer = tokenizer
         self.specials = tokenizer.num_special_tokens_to_add(pair=False)
-        self.budget = min(config.chunk_tokens, max_tokens - self.specials)
+        self.room = max_tokens - self.specials  # text plus context line
+        self.budget = min(config.chunk_tokens, self.room)
         if self.budget < 8:
             raise ValueError(f"model limit of {max_tokens} tokens leaves no room for chunks")
         self.overlap = min(config.overlap_tokens, self.budget // 2)
@@ -75,8 +83,16 @@ class Chunker:
             for start, piece, n in pieces:
                 begin = page.start + start
                 chunks.append(Chunk(len(chunks), begin, begin + len(piece), piece, page.number,
-                                    doc.heading_at(begin), n + self.specials))
+                                    doc.heading_at(begin), n + self.specials,
+                                    self._fit(doc.context_at(begin), self.room - n)))
         return chunks
+
+    def _fit(self, context: str, room: int) -> str:
+        """`context` cut at a word so that it fits in `room` tokens ("" when nothing fits)."""
+        words = context.split()
+        while words and self.count(" ".join(words)) > room:
+            words = words[: min(len(words) - 1, room)]  # a word is at least one token
+        return " ".join(words)
 
     def _merge_small(self, text: str, pieces: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
         """Fold pieces under MIN_TOKENS (a lone heading, a trailing line) into a neighbour when the

@@ -65,7 +65,7 @@ class EmbedChunks:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         records = [json.loads(str(r)) for r in batch["record"]]
-        texts = [c["text"] for r in records for c in r["chunks"]]
+        texts = [Chunk(**c).embedded for r in records for c in r["chunks"]]
         vectors = self.embedder.embed(texts) if texts else np.zeros((0, 0), np.float32)
         out, row = [], 0
         for record in records:

@@ -44,11 +44,23 @@ class Document:
     text: str
     pages: tuple[Page, ...]
     headings: tuple[Heading, ...]
+    title: str = ""  # the document's own title (HTML <title>, PDF metadata) when it has one
 
     def heading_at(self, offset: int) -> str:
         """The heading path in effect at `offset` ("" before the first heading)."""
         i = bisect.bisect_right([h.offset for h in self.headings], offset) - 1
         return self.headings[i].path if i >= 0 else ""
+
+    def context_at(self, offset: int) -> str:
+        """Title and heading path at `offset`, the title left out where the top heading already
+        says it: what a passage is about when its own words do not name it (a product's name)."""
+        parts = [p for p in self.heading_at(offset).split(" > ") if p]
+        title = " ".join(self.title.split())
+        if title and parts and parts[0].casefold() in title.casefold():
+            parts[0] = title
+        elif title and not (parts and title.casefold() in parts[0].casefold()):
+            parts.insert(0, title)
+        return " > ".join(parts)
 
 
 def load(suffix: str, data: bytes) -> Document:
@@ -87,8 +99,8 @@ def decode_text(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _whole(kind: str, text: str, headings: list[Heading]) -> Document:
-    return Document(kind, text, (Page(0, len(text), None),), tuple(headings))
+def _whole(kind: str, text: str, headings: list[Heading], title: str = "") -> Document:
+    return Document(kind, text, (Page(0, len(text), None),), tuple(headings), title)
 
 
 def _heading_paths(marks: list[tuple[int, int, str]]) -> list[Heading]:
@@ -202,6 +214,7 @@ def load_html(data: bytes) -> Document:
     if b"\x00" in data[:8192]:
         raise LoadError("binary data (NUL bytes) in an HTML file")
     soup = BeautifulSoup(data, "lxml")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
     for tag in soup.select(_DROP_SELECTORS):
@@ -219,7 +232,7 @@ def load_html(data: bytes) -> Document:
             marks.append((offset, level, block))
         text.append(block)
         offset += len(block) + 2
-    return _whole("html", "\n\n".join(text), _heading_paths(marks))
+    return _whole("html", "\n\n".join(text), _heading_paths(marks), title)
 
 
 # --- PDF ------------------------------------------------------------------------------------------
@@ -242,6 +255,7 @@ def load_pdf(data: bytes) -> Document:
             raise LoadError(f"PDF has {len(pdf):,} pages, over the limit of {MAX_PDF_PAGES:,}")
         texts = [_pdf_page_text(pdf, i) for i in range(len(pdf))]
         outline = _pdf_outline(pdf)
+        title = _pdf_title(pdf)
     finally:
         pdf.close()
     pages, parts, offset = [], [], 0
@@ -257,7 +271,7 @@ def load_pdf(data: bytes) -> Document:
             found = text.find(title, page.start, page.end)
             marks.append((found if found >= 0 else page.start, level, title))
     marks.sort(key=lambda m: m[0])
-    return Document("pdf", text, tuple(pages), tuple(_heading_paths(marks)))
+    return Document("pdf", text, tuple(pages), tuple(_heading_paths(marks)), title)
 
 
 def _pdf_page_text(pdf: Any, index: int) -> str:
@@ -288,6 +302,14 @@ def _pdf_outline(pdf: Any) -> list[tuple[int, str, int]]:
     except Exception:  # a broken outline costs us headings, not the document
         return []
     return out
+
+
+def _pdf_title(pdf: Any) -> str:
+    """The Title in the PDF's metadata; "" when missing or unreadable."""
+    try:
+        return " ".join(str(pdf.get_metadata_dict().get("Title", "")).split())
+    except Exception:  # broken metadata costs us the title, not the document
+        return ""
 
 
 LOADERS: dict[str, Callable[[bytes], Document]] = {

@@ -177,7 +177,7 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
         pending: list[Parsed] = []
 
         def flush() -> None:
-            texts = [c.text for p in pending for c in p.chunks]
+            texts = [c.embedded for p in pending for c in p.chunks]
             embeddings = embedder.embed(texts, progress=embed_bar.update)
             row = 0
             for parsed in pending:
@@ -236,7 +236,7 @@ def parse_one(cand: Candidate, chunker: Chunker, parser: Parser) -> Parsed:
     try:
         doc = parser.load(cand.path.suffix, data)
         parsed.chunks = chunker.split(doc)
-        parsed.terms = [" ".join(t) for t in lexical.terms([c.text for c in parsed.chunks])]
+        parsed.terms = [" ".join(t) for t in lexical.terms([c.embedded for c in parsed.chunks])]
     except LoadError as exc:
         parsed.error = str(exc)
     except Exception as exc:  # a parser bug on one file must not stop the others
