@@ -21,7 +21,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test setup setup-dev browser torch lint typecheck pytest bench bench-load bench-scale reranker adapter eval-generator verifier \
+.PHONY: run test test-fast setup setup-dev browser torch lint typecheck pytest bench bench-load bench-scale reranker adapter eval-generator verifier \
 	eval-verifier eval-answers reader decision eval-halueval clean
 
 run: setup
@@ -29,6 +29,10 @@ run: setup
 	$(PY) -m rag ui --index $(INDEX) --corpus $(CORPUS)
 
 test: setup-dev browser lint typecheck pytest
+
+# Everyday loop: lint, types and every test not marked slow (no browser, no whole-corpus builds).
+test-fast: setup-dev lint typecheck
+	$(PY) -m pytest -q -m "not slow" -x $(PYTEST_ARGS)
 
 # Chromium for the web UI's browser test: Debian's package, installed where this runs as root;
 # elsewhere the test is skipped with the reason.

@@ -7,7 +7,7 @@ then the decision (rag.pipeline.decide, the very function `rag ask` runs) is rep
 every policy of a grid. Each row prints F1, citation accuracy, wrong abstention, abstention on
 unanswerable questions and hallucination; the policy with the best utility (F1 summed over the
 answerable questions plus abstentions on the unanswerable ones, over all questions) is the
-one to write into rag.pipeline.POLICIES and the reader's model card.
+one to write into the reader's `reader.json` ("policy") and its model card.
 
     python benchmarks/decision.py --data ../shared/data/halueval-qa-train.jsonl --sample 400
 """
@@ -28,10 +28,11 @@ from rag import verify
 from rag.answer import AnswerConfig, Answerer
 from rag.evaluation import generator as eg
 from rag.evaluation import retrieval as ev
+from rag.fsutil import atomic_write_text
 from rag.generate import backends
 from rag.generate.backends import Sampling
 from rag.pipeline import Pipeline, Policy, decide
-from rag.reader import Reader
+from rag.reader import SPEC, Reader
 
 KEEP = (-99.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 SPAN = (-2.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 99.0)
@@ -65,6 +66,8 @@ def main() -> int:
                         help="draft without showing the generator the reader's span (the lever's ablation)")
     parser.add_argument("--cache", type=Path, help="keep the dev rows' documents and index here, reused next time")
     parser.add_argument("--out", type=Path, help="write the grid as results.json here")
+    parser.add_argument("--write", action="store_true",
+                        help="write the best policy into the reader's reader.json (its \"policy\")")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -91,6 +94,11 @@ def main() -> int:
         rows.append({"keep_margin": keep, "span_margin": span, "utility": round(utility(scores), 4), **scores})
     rows.sort(key=lambda r: -r["utility"])
     drafted = eg.score(outcomes)
+    if args.write:
+        spec = reader.path / SPEC
+        record = json.loads(spec.read_text())
+        record["policy"] = {"keep_margin": rows[0]["keep_margin"], "span_margin": rows[0]["span_margin"]}
+        atomic_write_text(spec, json.dumps(record, indent=1) + "\n")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps({"drafts": drafted, "grid": rows}, indent=1) + "\n")

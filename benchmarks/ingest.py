@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO))
 
 from rag import Index, threads  # noqa: E402
 from rag.embed import SentenceTransformerEmbedder  # noqa: E402
-from rag.store import Snapshot  # noqa: E402
+from rag.ingest.chunker import ChunkConfig, Chunker  # noqa: E402
+from rag.ingest.loaders import LOADERS, load  # noqa: E402
 
 CHANGED = "rho-bank/doc_checking_accounts_blue_account_010.md"
 
@@ -49,6 +50,12 @@ def main() -> None:
         print_table(result)
 
 
+def embedded_texts(corpus: Path, chunker: Chunker) -> list[str]:
+    """What the pipeline embedded (each chunk with its title and heading path), parsed again."""
+    files = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in LOADERS and p.is_file())
+    return [c.embedded for path in files for c in chunker.split(load(path.suffix, path.read_bytes()))]
+
+
 def run(corpus: Path, index_dir: Path) -> dict[str, object]:
     log("full build ...")
     embedder = SentenceTransformerEmbedder()
@@ -57,9 +64,8 @@ def run(corpus: Path, index_dir: Path) -> dict[str, object]:
     full_s = time.perf_counter() - start
     assert full.ok, full.failed
 
-    snap = Snapshot.open(index_dir)
-    texts = [row[0] for row in snap.db.execute("SELECT text FROM chunks ORDER BY id")]
-    snap.close()
+    texts = embedded_texts(corpus, Chunker(embedder.tokenizer, embedder.max_tokens, ChunkConfig()))
+    assert len(texts) == full.chunks_total, (len(texts), full.chunks_total)
     log(f"raw embedder on the same {len(texts)} chunks ...")
     threads.use(threads.available())
     start = time.perf_counter()

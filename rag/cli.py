@@ -197,6 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     reader = model.add_parser("reader", help="fine-tune the extractive reader (a span head) on HaluEval QA; "
                                              "a rerun resumes from out/checkpoints")
     _crossencoder_training_options(reader, "reader", "(last 1000 rows held out)", "rows")
+    reader.add_argument("--tables", type=int, default=0, help="add N synthetic table questions (default 0)")
+    reader.add_argument("--init", type=Path, help="start from this reader folder instead of the bare base model")
+    reader.add_argument("--learning-rate", type=float, help="peak learning rate (default 1e-4)")
 
     tune = sub.add_parser("finetune", help="train a LoRA adapter that makes a generator answer from its passages")
     tune.add_argument("--data", type=Path, required=True, help="HaluEval QA JSONL (last 1000 rows held out)")
@@ -646,7 +649,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if args.what == "reader":
             record = reader.train(args.data, args.out, reader.ReaderConfig(
-                base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads), progress)
+                base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads,
+                tables=args.tables, init=str(args.init) if args.init else None,
+                learning_rate=args.learning_rate or reader.ReaderConfig.learning_rate), progress)
         elif args.what == "verifier":
             record = verifier_training.train(args.data, args.out, verifier_training.VerifierConfig(
                 base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads), progress)

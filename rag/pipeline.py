@@ -18,7 +18,7 @@ here from signals that can be calibrated, not left to the model:
    too weak or rejected too); the reader alone (no generator) says `reader_found_no_answer`.
 
 The thresholds are chosen on HaluEval dev rows by `benchmarks/decision.py` and written into
-the reader's model card; `POLICIES` holds them per reader.
+the reader's own `reader.json` ("policy") and model card, so a retrained reader brings its own.
 """
 
 from __future__ import annotations
@@ -59,14 +59,11 @@ class Policy:
     span_margin: float = 2.0  # the reader's span answers from this margin up (if the verifier supports it)
 
 
-# Per reader (its folder name), chosen on HaluEval dev rows by benchmarks/decision.py.
-POLICIES = {"reader-minilm": Policy(keep_margin=-1.0, span_margin=-1.0)}
-
 
 def make(index: Index, generator: Generator | None, config: AnswerConfig | None = None,
          reader: SpanReader | None = None, verifier: Verifier | None = None, strict: bool = False) -> Pipeline:
     """The pipeline `rag ask`, the web UI and the evaluations use: with a reader, its calibrated policy."""
-    policy = POLICIES.get(reader.name, Policy()) if reader is not None else None
+    policy = Policy(**reader.policy) if reader is not None else None
     if policy is not None:
         config = replace(config or AnswerConfig(), min_margin=policy.keep_margin)
     return Pipeline(Answerer(index, generator, config, reader), verifier, policy, strict)

@@ -58,15 +58,24 @@ class View:
                 return source + start - at, source + end - at
         return None
 
+    def position(self, start: int, end: int) -> tuple[int, int] | None:
+        """The inverse of `original`: [start, end) of the passage as offsets into `text`."""
+        for at, source, length in self.pieces:
+            if source <= start and end <= source + length:
+                return at + start - source, at + end - source
+        return None
+
 
 _ROW = re.compile(r"^[ \t]*\|(.*)\|[ \t]*$")
 _RULE = re.compile(r"^[\s|:-]*-{3,}[\s|:-]*$")
 
 
-def linearize(passage: str) -> View:
+def linearize(passage: str, context: str = "") -> View:
     """`passage` with each Markdown table row after a header written as a sentence, "Header: cell;
     Header: cell.", so the reader sees a value beside what it is ("Verified accounts ... Daily send
-    limit: $3,500") as in prose; the header's rule line is left out. Text without tables reads as is."""
+    limit: $3,500") as in prose; the header's rule line is left out. Text without tables reads as is.
+    `context` (the passage's heading path) comes first on a line of its own, to be read, never
+    answered from: it names the product a table belongs to when the passage itself does not."""
     parts: list[str] = []
     pieces: list[tuple[int, int, int]] = []
     length, header, previous = 0, None, None
@@ -82,6 +91,8 @@ def linearize(passage: str) -> View:
         parts.append(text)
         length += len(text)
 
+    if context:
+        write(f"{context}\n")
     for line in re.finditer(r"[^\n]*\n?", passage):
         row = _ROW.match(line.group().rstrip("\n"))
         if row and _RULE.match(line.group()):
@@ -118,6 +129,7 @@ class SpanReader(Protocol):
     """What answering needs of a reader (`Reader`, or a fake in tests)."""
 
     name: str
+    policy: dict[str, float]  # its calibrated answer-or-abstain thresholds (rag.pipeline.Policy); {}: defaults
 
     def read_hits(self, question: str, hits: Sequence[Hit], top: int = 3) -> list[Span]: ...
 
@@ -157,6 +169,7 @@ class Reader:
             raise models.ModelNotFoundError(f"reader {self.path} has no {SPEC} (write one with rag train reader)")
         self.spec = json.loads(spec_file.read_text())
         self.name = self.path.name
+        self.policy = {k: float(v) for k, v in self.spec.get("policy", {}).items()}
         self.device = device or "cpu"
         self.max_length = int(self.spec["max_length"])
         self.max_answer_tokens = max_answer_tokens
@@ -172,20 +185,22 @@ class Reader:
     def model(self) -> Any:
         return load_model(self.path, self.spec["base"], self.device)
 
-    def read(self, question: str, passages: Sequence[str], top: int = 3) -> list[Span]:
-        """The best `top` spans over all `passages`, best first, none overlapping another."""
+    def read(self, question: str, passages: Sequence[str], top: int = 3,
+             contexts: Sequence[str] | None = None) -> list[Span]:
+        """The best `top` spans over all `passages`, best first, none overlapping another;
+        `contexts` are the passages' heading paths, read beside them but never answered from."""
         import torch
 
         if not passages:
             return []
-        views = [linearize(p) for p in passages]
+        views = [linearize(p, c) for p, c in zip(passages, contexts or [""] * len(passages), strict=True)]
         texts = [v.text for v in views]
         encoded, windows = encode(self.tokenizer, question, texts, self.max_length, self.stride)
         with torch.inference_mode():
             out = self.model(**{k: v.to(self.device) for k, v in encoded.items()})
         starts, ends = out.start_logits.float().cpu().tolist(), out.end_logits.float().cpu().tolist()
         spans = []
-        for span in decode(windows, starts, ends, texts, self.max_answer_tokens, 2 * top):
+        for span in decode(windows, starts, ends, texts, self.max_answer_tokens, 3 * top):
             where = views[span.passage].original(span.start, span.end)
             if where is not None:
                 spans.append(Span(span.passage, *where, passages[span.passage][slice(*where)], span.score,
@@ -193,8 +208,8 @@ class Reader:
         return spans[:top]
 
     def read_hits(self, question: str, hits: Sequence[Hit], top: int = 3) -> list[Span]:
-        """`read` over retrieved passages; a span's `passage` indexes `hits`."""
-        return self.read(question, [h.text for h in hits], top)
+        """`read` over retrieved passages with their heading paths; a span's `passage` indexes `hits`."""
+        return self.read(question, [h.text for h in hits], top, [h.heading for h in hits])
 
 
 def decode(windows: Sequence[Window], starts: Sequence[Sequence[float]], ends: Sequence[Sequence[float]],

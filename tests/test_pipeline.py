@@ -29,6 +29,7 @@ class FakeReader:
 
     def __init__(self, answer: str, margin: float) -> None:
         self.answer, self.margin = answer, margin
+        self.policy: dict[str, float] = {}
 
     def read_hits(self, question: str, hits: Sequence[Hit], top: int = 3) -> list[Span]:
         found = [(n, h.text.find(self.answer)) for n, h in enumerate(hits)]
@@ -137,6 +138,10 @@ def test_made_pipelines_skip_generation_when_the_reader_finds_nothing(index: Ind
     assert answer.evidence and answer.retrieved  # what was found is still there to show
     strong = make(index, generator, AnswerConfig(k=4), FakeReader("1846", 5.0), KeywordVerifier())
     assert strong.answerer.config.min_margin == strong.policy.keep_margin  # type: ignore[union-attr]
+    strict = FakeReader("1846", 5.0)
+    strict.policy = {"keep_margin": 6.0, "span_margin": 6.0}  # the reader's own calibration rules
+    assert make(index, generator, AnswerConfig(k=4), strict).ask(QUESTION).abstain_reason == READER_NO_ANSWER
+    assert generator.prompts == []
 
 
 def test_the_evidence_line_can_be_left_out(index: Index) -> None:

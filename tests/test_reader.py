@@ -10,7 +10,7 @@ import pytest
 
 from rag import models, reader
 from rag.reader import Reader, Window, best_spans, decode, linearize
-from rag.training import loop
+from rag.training import loop, tables
 from rag.training import reader as training
 
 NONE = None
@@ -65,6 +65,15 @@ def test_tables_are_read_as_sentences_and_spans_map_back_to_the_passage() -> Non
     assert view.original(view.text.index("Daily limit: $3"), at + 6) is None  # written, not copied: no span
     plain = "No table here.\nJust | a pipe in prose."
     assert linearize(plain).text == plain and linearize(plain).original(0, 8) == (0, 8)
+    assert view.position(start, end) == (at, at + 6)  # the inverse mapping
+
+
+def test_the_heading_path_is_read_first_but_never_answered_from() -> None:
+    passage = "| Tier | Fee |\n|---|---|\n| Gold | $5 |"
+    view = linearize(passage, context="Zircon Card > Fees")
+    assert view.text.startswith("Zircon Card > Fees\n") and view.original(0, 6) is None
+    at = view.text.index("$5")
+    assert view.original(at, at + 2) == (passage.index("$5"), passage.index("$5") + 2)
 
 
 def test_overlapping_spans_of_one_passage_are_listed_once() -> None:
@@ -103,7 +112,7 @@ def test_targets_point_at_the_answer_tokens_or_at_cls_when_a_window_cuts_it() ->
     at = text.index("Ada Lovelace")
     example = training.Example("Who lit the lamp?", text, at, at + len("Ada Lovelace"))
     _, windows = reader.encode(tokenizer, [example.question], [example.passage], max_length=40, stride=10)
-    starts, ends = training.targets(windows, [example])
+    starts, ends = training.targets(windows, [(example.start, example.end)])
     holding = [n for n, s in enumerate(starts) if s]
     assert holding, "some window holds the whole answer"
     for n in holding:
@@ -112,12 +121,29 @@ def test_targets_point_at_the_answer_tokens_or_at_cls_when_a_window_cuts_it() ->
     assert 0 in starts  # the windows before the answer point at [CLS]
 
 
+def test_synthetic_table_questions_point_at_the_asked_cell_or_at_no_answer() -> None:
+    asked = tables.questions(300, seed=3)
+    assert asked == tables.questions(300, seed=3)  # repeatable
+    answerable = [q for q in asked if q.start >= 0]
+    assert 0.55 < len(answerable) / len(asked) < 0.8
+    for q in answerable:
+        line = q.passage[q.passage.rfind("\n", 0, q.start) + 1: q.passage.find("\n", q.end)]
+        assert line.startswith("| ") and f"| {q.passage[q.start:q.end]} |" in line
+        text, (start, end) = training.read_as_asked(training.Example(q.question, q.passage, q.start, q.end, q.context))
+        assert text.startswith(q.context) and text[start:end] == q.passage[q.start:q.end]
+    other_product = [q for q in asked if q.start < 0 and q.context.split(" > ")[0] not in q.question]
+    assert other_product, "pages about another product are negatives"
+
+
 def test_a_tiny_training_run_saves_a_loadable_reader_and_resumes(tmp_path: Path) -> None:
     data = write_rows(tmp_path / "rows.jsonl", ROWS)
     config = training.ReaderConfig(dev_rows=4, batch_size=8, max_length=64, stride=16, threads=1)
     out = tmp_path / "reader"
     record = training.train(data, out, config)
     assert record["positives"] == 20 and record["negatives"] == 20 and record["steps"] == 5
+    tuned = training.train(data, tmp_path / "tuned", training.ReaderConfig(
+        dev_rows=4, batch_size=8, max_length=64, stride=16, threads=1, tables=8, init=str(out)))
+    assert tuned["steps"] == 6 and tuned["tables"] == 8  # 40 rows' examples + 8 tables, from the first run
     assert not (out / "checkpoints" / loop.CHECKPOINT).exists()  # removed once the run is done
     spans = Reader(out).read("Which river does Town 3 lie on?", [ROWS[3]["knowledge"], ROWS[5]["knowledge"]])
     assert spans and all(s.text == ROWS[3 if s.passage == 0 else 5]["knowledge"][s.start:s.end] for s in spans)
@@ -158,3 +184,6 @@ def test_the_shipped_reader_finds_the_answer_in_a_real_passage_and_not_in_anothe
     spans = Reader().read("What is the daily send limit for verified Everyone Pay accounts?", passages)
     assert spans[0].passage == 0 and spans[0].text == "$3,500" and spans[0].margin > 0
     assert [s for s in spans if s.passage == 1 and s.margin > 0] == []
+    titled = Reader().read("What is the APY of the Gold Savings Account?", [passages[1]],
+                           contexts=["Gold Savings Account"])
+    assert titled and all(passages[1][s.start:s.end] == s.text for s in titled) and titled[0].text == "5.5%"

@@ -6,7 +6,9 @@ Each row also gives `negatives` passages from other rows that BM25 ranks high fo
 question and that do not contain the answer; their target is the [CLS] token ("no answer
 here"), so the reader learns to tell the passage that answers from the ones on the same topic.
 The last `dev_rows` rows are never trained on: the reader's dev figures come from them.
-SQuAD and VitaminC are evaluation-only here and never read.
+SQuAD and VitaminC are evaluation-only here and never read. `tables` adds synthetic table
+questions (rag.training.tables), read with their heading path as `rag ask` reads them; `init`
+starts from a trained reader instead of the bare MiniLM.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from rag import crossencoder, lexical, models, reader
 from rag.fsutil import read_jsonl
-from rag.training import loop
+from rag.training import loop, tables
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class ReaderConfig:
     warmup: float = 0.1
     max_length: int = 256  # question + passage tokens; longer passages are read in windows
     stride: int = 64
+    tables: int = 0  # synthetic table questions added to the rows' examples
+    init: str | None = None  # a reader folder to start from (default: the bare base model)
     seed: int = 0
     threads: int | None = None
 
@@ -45,6 +49,7 @@ class Example:
     passage: str
     start: int  # the answer's character span in `passage`; -1, -1 when the passage does not hold it
     end: int
+    context: str = ""  # the heading path read before the passage
 
 
 def split(path: Path, config: ReaderConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -74,27 +79,42 @@ def examples(rows: list[dict[str, Any]], negatives: int, seed: int = 0) -> list[
     return out
 
 
-def targets(windows: list[reader.Window], batch: list[Example]) -> tuple[list[int], list[int]]:
-    """The start and end token of each window's answer, 0 ([CLS]) where the window does not
-    hold the whole answer."""
+def with_tables(items: list[Example], n: int, seed: int) -> list[Example]:
+    """`items` and `n` synthetic table questions, shuffled together."""
+    out = items + [Example(q.question, q.passage, q.start, q.end, q.context) for q in tables.questions(n, seed)]
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def targets(windows: list[reader.Window], answers: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """The start and end token of each window's answer ((start, end) characters per passage,
+    -1 for none), 0 ([CLS]) where the window does not hold the whole answer."""
     starts, ends = [], []
     for window in windows:
-        example = batch[window.passage]
-        inside = [i for i, o in enumerate(window.offsets)
-                  if o is not None and o[0] < example.end and o[1] > example.start]
-        whole = bool(inside) and window.offsets[inside[0]][0] <= example.start  # type: ignore[index]
-        whole = whole and window.offsets[inside[-1]][1] >= example.end  # type: ignore[index]
+        first, last = answers[window.passage]
+        inside = [i for i, o in enumerate(window.offsets) if o is not None and o[0] < last and o[1] > first]
+        whole = bool(inside) and window.offsets[inside[0]][0] <= first  # type: ignore[index]
+        whole = whole and window.offsets[inside[-1]][1] >= last  # type: ignore[index]
         starts.append(inside[0] if whole else 0)
         ends.append(inside[-1] if whole else 0)
     return starts, ends
 
 
+def read_as_asked(example: Example) -> tuple[str, tuple[int, int]]:
+    """The passage as the reader reads it at answer time (tables linearised, heading path first)
+    and the answer's span in that text."""
+    view = reader.linearize(example.passage, example.context)
+    span = view.position(example.start, example.end) if example.start >= 0 else None
+    return view.text, span or (-1, -1)
+
+
 def _loss(model: Any, tokenizer: Any, batch: list[Example], config: ReaderConfig) -> Any:
     import torch
 
-    encoded, windows = reader.encode(tokenizer, [e.question for e in batch], [e.passage for e in batch],
+    texts, answers = zip(*(read_as_asked(e) for e in batch), strict=True)
+    encoded, windows = reader.encode(tokenizer, [e.question for e in batch], list(texts),
                                      config.max_length, config.stride)
-    starts, ends = targets(windows, batch)
+    starts, ends = targets(windows, list(answers))
     return model(**encoded, start_positions=torch.tensor(starts), end_positions=torch.tensor(ends)).loss
 
 
@@ -104,8 +124,10 @@ def train(data: Path, out: Path, config: ReaderConfig = ReaderConfig(),
     stopped run left one there."""
     loop.seed_and_threads(config.seed, config.threads)
     train_rows, _ = split(data, config)
-    items = examples(train_rows, config.negatives, config.seed)
+    items = with_tables(examples(train_rows, config.negatives, config.seed), config.tables, config.seed)
     tokenizer, model = reader.trainable(config.base)
+    if config.init:
+        crossencoder.load_weights(model, Path(config.init), config.base)
     start = time.perf_counter()
     steps, final = loop.fit(model, items, lambda batch: _loss(model, tokenizer, batch, config),
                             epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
@@ -114,7 +136,8 @@ def train(data: Path, out: Path, config: ReaderConfig = ReaderConfig(),
                             length=lambda e: len(e.question) + len(e.passage))
     record = {"base": models.canonical_name(config.base), "max_length": config.max_length, "config": asdict(config),
               "data": str(data), "rows": len(train_rows), "positives": sum(e.start >= 0 for e in items),
-              "negatives": sum(e.start < 0 for e in items), "steps": steps, "final_loss": round(final, 4),
+              "negatives": sum(e.start < 0 for e in items),
+              "tables": config.tables, "steps": steps, "final_loss": round(final, 4),
               "train_s": round(time.perf_counter() - start, 1)}
     crossencoder.save(model, out, reader.SPEC, record)
     return record
