@@ -87,17 +87,18 @@ def main() -> int:
             outcomes.append(eg.Outcome(item, "retrieved", answer, gold))
         index.close()
     rows = []
-    for keep, span in itertools.product(KEEP, SPAN):
-        policy = Policy(keep_margin=keep, span_margin=span)
+    for keep, span, agree in itertools.product(KEEP, SPAN, (False, True)):
+        policy = Policy(keep_margin=keep, span_margin=span, agree=agree)
         decided = [eg.Outcome(o.item, o.setting, decide(o.answer, checker, policy), o.gold_marker) for o in outcomes]
         scores = eg.score(decided)
-        rows.append({"keep_margin": keep, "span_margin": span, "utility": round(utility(scores), 4), **scores})
+        rows.append({"keep_margin": keep, "span_margin": span, "agree": agree, "utility": round(utility(scores), 4),
+                     **scores})
     rows.sort(key=lambda r: -r["utility"])
     drafted = eg.score(outcomes)
     if args.write:
         spec = reader.path / SPEC
         record = json.loads(spec.read_text())
-        record["policy"] = {"keep_margin": rows[0]["keep_margin"], "span_margin": rows[0]["span_margin"]}
+        record["policy"] = {k: rows[0][k] for k in ("keep_margin", "span_margin", "agree")}
         atomic_write_text(spec, json.dumps(record, indent=1) + "\n")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -109,11 +110,12 @@ def main() -> int:
     columns = ["utility", "f1", "citation_accuracy", "wrong_abstention", "abstention", "hallucination"]
     print(f"{len(todo)} HaluEval dev questions; drafts without a decision: "
           + ", ".join(f"{c} {drafted[c]:.3f}" for c in columns[1:]))
-    print("| keep_margin | span_margin | " + " | ".join(columns) + " |\n|---|---|" + "---|" * len(columns))
+    print("| keep_margin | span_margin | agree | " + " | ".join(columns) + " |\n|---|---|---|" + "---|" * len(columns))
     for row in rows[:15]:
-        print(f"| {row['keep_margin']} | {row['span_margin']} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
+        print(f"| {row['keep_margin']} | {row['span_margin']} | {row['agree']} | "
+              + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
     best = rows[0]
-    print(f"best: Policy(keep_margin={best['keep_margin']}, span_margin={best['span_margin']})")
+    print(f"best: Policy(keep_margin={best['keep_margin']}, span_margin={best['span_margin']}, agree={best['agree']})")
     return 0
 
 

@@ -11,6 +11,8 @@ here from signals that can be calibrated, not left to the model:
    could be kept), with `reader_found_no_answer`;
 2. the draft is kept when the verifier finds every sentence supported (and the reader's best
    span beats its passage's "no answer" score by at least `keep_margin`, as step 1 made sure);
+   with `agree`, it must also contain the reader's span when that span is strong enough to
+   answer (a supported draft naming another value than the span is usually the wrong cell);
 3. else the reader's span is the answer, cited to its passage, when its margin is at least
    `span_margin` and the verifier supports it (a refusal or an unsupported draft replaced);
 4. else abstain, naming the signal that decided: `model_abstained` (the model refused and the
@@ -57,6 +59,7 @@ REASONS = {NO_PASSAGES: "no passage is close enough to the question",
 class Policy:
     keep_margin: float = 0.0  # a supported draft is kept from this reader margin up
     span_margin: float = 2.0  # the reader's span answers from this margin up (if the verifier supports it)
+    agree: bool = False  # keep a supported draft only if it contains a span strong enough to answer
 
 
 
@@ -119,16 +122,23 @@ def decide(answer: Answer, verifier: Verifier | None, policy: Policy) -> Answer:
     margin = best.margin if best else float("-inf")
     if margin < policy.keep_margin:  # as the pre-generation gate decides (AnswerConfig.min_margin)
         return abstain(answer, READER_NO_ANSWER)
-    if answer.answered_by == GENERATOR and all(s.supported is not False for s in answer.sentences):
+    strong = best if best is not None and margin >= policy.span_margin else None
+    supported = answer.answered_by == GENERATOR and all(s.supported is not False for s in answer.sentences)
+    if supported and not (policy.agree and strong is not None and not _contains(answer.answer, strong.text)):
         return answer
-    if best is not None and margin >= policy.span_margin:
-        support = _support(answer, best, verifier)
+    if strong is not None:
+        support = _support(answer, strong, verifier)
         if support is None or verifier is None or support >= verifier.threshold:
-            return span_answer(answer, best, support)
-        return abstain(answer, UNSUPPORTED_ANSWER)
+            return span_answer(answer, strong, support)
+        return answer if supported else abstain(answer, UNSUPPORTED_ANSWER)
     if answer.answered_by == READER:
         return abstain(answer, READER_NO_ANSWER)
     return abstain(answer, MODEL_ABSTAINED if answer.abstain_reason == MODEL_ABSTAINED else UNSUPPORTED_ANSWER)
+
+
+def _contains(text: str, span: str) -> bool:
+    """Whether `span` occurs in `text`, ignoring case and spacing."""
+    return " ".join(span.casefold().split()) in " ".join(text.casefold().split())
 
 
 def _support(answer: Answer, best: Evidence, verifier: Verifier | None) -> float | None:

@@ -129,7 +129,7 @@ class SpanReader(Protocol):
     """What answering needs of a reader (`Reader`, or a fake in tests)."""
 
     name: str
-    policy: dict[str, float]  # its calibrated answer-or-abstain thresholds (rag.pipeline.Policy); {}: defaults
+    policy: dict[str, Any]  # its calibrated answer-or-abstain policy (rag.pipeline.Policy's fields); {}: defaults
 
     def read_hits(self, question: str, hits: Sequence[Hit], top: int = 3) -> list[Span]: ...
 
@@ -169,7 +169,7 @@ class Reader:
             raise models.ModelNotFoundError(f"reader {self.path} has no {SPEC} (write one with rag train reader)")
         self.spec = json.loads(spec_file.read_text())
         self.name = self.path.name
-        self.policy = {k: float(v) for k, v in self.spec.get("policy", {}).items()}
+        self.policy: dict[str, Any] = dict(self.spec.get("policy", {}))
         self.device = device or "cpu"
         self.max_length = int(self.spec["max_length"])
         self.max_answer_tokens = max_answer_tokens

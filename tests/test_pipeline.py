@@ -4,7 +4,9 @@ of the answer-or-abstain decision, with a scripted generator, a fake reader and 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +31,7 @@ class FakeReader:
 
     def __init__(self, answer: str, margin: float) -> None:
         self.answer, self.margin = answer, margin
-        self.policy: dict[str, float] = {}
+        self.policy: dict[str, Any] = {}
 
     def read_hits(self, question: str, hits: Sequence[Hit], top: int = 3) -> list[Span]:
         found = [(n, h.text.find(self.answer)) for n, h in enumerate(hits)]
@@ -52,10 +54,10 @@ SUPPORTED = "Whale oil was replaced by colza oil in 1846 [1]."  # every word in 
 
 
 def pipeline(index: Index, reply: str | None, answer: str = "1846", margin: float = 5.0,
-             verifier: KeywordVerifier | None = None) -> Pipeline:
+             verifier: KeywordVerifier | None = None, policy: Policy = POLICY) -> Pipeline:
     generator = Scripted(reply) if reply is not None else None
     answerer = Answerer(index, generator, AnswerConfig(k=4), FakeReader(answer, margin))
-    return Pipeline(answerer, verifier or KeywordVerifier(), POLICY)
+    return Pipeline(answerer, verifier or KeywordVerifier(), policy)
 
 
 def holder(index: Index, text: str = "1846") -> int:
@@ -91,6 +93,17 @@ def test_an_unsupported_draft_gives_way_to_a_strong_span(index: Index) -> None:
     assert not answer.abstained and answer.answered_by == READER and answer.draft == "In 1901 [1]."
     assert answer.answer == f"1846 [{holder(index)}]." and answer.sentences[0].supported
     assert answer.citations[0].quote == "1846"
+
+
+def test_with_agree_a_supported_draft_without_the_strong_span_gives_way_to_it(index: Index) -> None:
+    other = "Whale oil was replaced by colza oil [1]."  # supported, but without the reader's "1846"
+    agree = replace(POLICY, agree=True)
+    assert pipeline(index, other, policy=POLICY).ask(QUESTION).answer == other
+    answer = pipeline(index, other, policy=agree).ask(QUESTION)
+    assert answer.answered_by == READER and answer.answer.startswith("1846 [") and answer.draft == other
+    assert pipeline(index, SUPPORTED, policy=agree).ask(QUESTION).answered_by == GENERATOR  # it holds the span
+    weak = pipeline(index, other, margin=POLICY.span_margin - 0.5, policy=agree).ask(QUESTION)
+    assert weak.answer == other  # a span too weak to answer does not overrule a supported draft
 
 
 def test_a_refusal_gives_way_to_a_strong_span(index: Index) -> None:
