@@ -18,7 +18,7 @@ from rag import crossencoder, models
 from rag.retrieve import Hit, Retriever, check_query
 
 # A widely used MiniLM cross-encoder (hub id: needs the hub once). The project's own, trained by
-# `rag train reranker`, is not shipped: it ranked worse than no reranking on SQuAD (see README).
+# `rag train reranker`, is not shipped: it ranked worse than no reranking on SQuAD (see docs/benchmarks.md).
 DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L6-v2"
 DEFAULT_TOP_N = 20
 SPEC = "reranker.json"  # marks a folder of `rag train reranker` weights: {"base": model name, "max_length": ...}

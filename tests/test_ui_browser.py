@@ -106,7 +106,7 @@ def drive(page: Any, server: str, shots: Path, tmp_path: Path) -> None:
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_test_id("stChatInputTextArea").wait_for(timeout=120_000)
 
-    # Questions the 135M default answers (it abstains on many others; see the README's Performance).
+    # Questions the 135M default answers (it abstains on some others; see docs/models.md).
     first = ask(page, "What is the minimum credit score required to apply for the EcoCard?", 0)
     sources = first.get_by_test_id("stExpander")
     assert sources.count() >= 1, first.inner_text()
