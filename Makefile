@@ -103,8 +103,11 @@ adapter: setup
 # The extractive reader as shipped in rag/shipped/reader-minilm/ (see its MODEL_CARD.md; about 45 min on two
 # CPU cores, resumable), then the answer-or-abstain policy chosen on HaluEval dev rows for rag.pipeline.POLICIES.
 READER ?= models/reader-minilm
+# Two stages: prose (HaluEval rows and BM25 distractors), then tables (synthetic) with prose replayed.
 reader: setup
-	$(PY) -m rag train reader --data $(DATA)/halueval-qa-train.jsonl --out $(READER)
+	$(PY) -m rag train reader --data $(DATA)/halueval-qa-train.jsonl --out models/reader-prose
+	$(PY) -m rag train reader --data $(DATA)/halueval-qa-train.jsonl --out $(READER) --init models/reader-prose \
+	  --limit 3000 --tables 1500 --learning-rate 5e-5
 
 decision: setup
 	$(PY) benchmarks/decision.py --data $(DATA)/halueval-qa-train.jsonl --reader $(READER) --out reports/decision
