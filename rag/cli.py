@@ -692,7 +692,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     app = Path(__file__).parent / "ui" / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
                "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2**20)]
+               "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2**20),
+               "--client.toolbarMode", "minimal"]  # a product, not a notebook: no "Deploy", no developer menu
     print(f"rag ui: http://{args.address}:{args.port} over {args.index} (corpus {args.corpus}); Ctrl-C stops",
           file=sys.stderr)
     os.execve(sys.executable, command, env)

@@ -115,9 +115,11 @@ def drive(page: Any, server: str, shots: Path, tmp_path: Path) -> None:
     mark.wait_for(timeout=30_000)
     assert mark.inner_text().strip()
     assert "ecocard" in sources.first.inner_text()
+    assert page.get_by_text("Deploy", exact=True).count() == 0  # Streamlit's developer toolbar is hidden
     page.screenshot(path=str(shots / "ask-cited-answer.png"), full_page=True)
 
     page.get_by_test_id("stSidebar").get_by_text("Corpus", exact=True).click()
+    page.get_by_role("button", name="Rebuild index").wait_for(timeout=60_000)  # the page drawn: no rerun eats the file
     page.locator('input[type="file"]').set_input_files(files=[{
     "name": "zorblax.md", "mimeType": "text/markdown", "buffer": NEW_DOC.encode()}])
     page.get_by_text("Saved zorblax.md as zorblax.md").wait_for(timeout=60_000)
