@@ -110,7 +110,7 @@ reader: setup
 	  --limit 3000 --tables 1500 --learning-rate 5e-5
 
 decision: setup
-	$(PY) benchmarks/decision.py --data $(DATA)/halueval-qa-train.jsonl --reader $(READER) --out reports/decision
+	$(PY) benchmarks/decision.py --data $(DATA)/halueval-qa-train.jsonl --reader $(READER) --out reports/decision --write
 
 # Answering systems side by side on 300 SQuAD dev questions: the generator alone, the reader alone, the pipeline.
 eval-generator: setup
