@@ -27,7 +27,7 @@ import numpy as np
 
 from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.ingest.chunker import Chunk, ChunkConfig, Chunker
-from rag.ingest.pipeline import IngestOptions, IngestReport, Parsed, Staging, add, parse_one, settled
+from rag.ingest.pipeline import IngestOptions, IngestReport, Parsed, Staging, needs_embedding, parse_one, stage_file
 from rag.ingest.sandbox import ParseLimits, Parser
 from rag.ingest.scan import Candidate
 from rag.store import FileRecord
@@ -88,8 +88,8 @@ def load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], em
         for read, (parsed, embeddings) in enumerate(_merged(shards, embedder.dim), 1):
             if options.on_progress:
                 options.on_progress(read, len(to_read))
-            if not settled(parsed, manifest, staging, report, failures):
-                add(staging, parsed, embeddings, manifest, report)
+            if needs_embedding(parsed, manifest, staging, report, failures):
+                stage_file(staging, parsed, embeddings, manifest, report)
                 report.chunks_embedded += len(parsed.chunks)
     finally:
         shutil.rmtree(shards, ignore_errors=True)

@@ -182,7 +182,7 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
             row = 0
             for parsed in pending:
                 n = len(parsed.chunks)
-                add(staging, parsed, embeddings[row : row + n], manifest, report)
+                stage_file(staging, parsed, embeddings[row : row + n], manifest, report)
                 row += n
             report.chunks_embedded += len(texts)
             pending.clear()
@@ -191,7 +191,7 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
             parse_bar.update(1)
             if options.on_progress:
                 options.on_progress(read, len(to_read))
-            if not settled(parsed, manifest, staging, report, failures):
+            if needs_embedding(parsed, manifest, staging, report, failures):
                 pending.append(parsed)
                 embed_bar.total += len(parsed.chunks)
                 embed_bar.refresh()
@@ -201,10 +201,10 @@ def _load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], c
             flush()
 
 
-def settled(parsed: Parsed, manifest: dict[str, FileRecord], staging: Staging, report: IngestReport,
-            failures: dict[str, str]) -> bool:
-    """Record a file that failed, or whose content is what the index holds (touched, not changed);
-    False when its chunks are to be embedded and added."""
+def needs_embedding(parsed: Parsed, manifest: dict[str, FileRecord], staging: Staging, report: IngestReport,
+                    failures: dict[str, str]) -> bool:
+    """True when the file's chunks are to be embedded and staged; a file that failed, or whose
+    content is what the index holds (touched, not changed), is recorded here instead."""
     old = manifest.get(str(parsed.candidate.path))
     if parsed.error is not None:
         failures[str(parsed.candidate.path)] = parsed.error
@@ -212,12 +212,13 @@ def settled(parsed: Parsed, manifest: dict[str, FileRecord], staging: Staging, r
         staging.touch_file(old.path, parsed.candidate.mtime_ns)
         report.unchanged += 1
     else:
-        return False
-    return True
+        return True
+    return False
 
 
-def add(staging: Staging, parsed: Parsed, embeddings: np.ndarray, manifest: dict[str, FileRecord],
-        report: IngestReport) -> None:
+def stage_file(staging: Staging, parsed: Parsed, embeddings: np.ndarray, manifest: dict[str, FileRecord],
+               report: IngestReport) -> None:
+    """Put a parsed file's chunks and their vectors into the staging snapshot, and report it."""
     cand = parsed.candidate
     path = str(cand.path)
     record = FileRecord(path, parsed.kind, parsed.sha256, cand.size, cand.mtime_ns, len(parsed.chunks), time.time())
