@@ -151,16 +151,15 @@ def _support(answer: Answer, best: Evidence, verifier: Verifier | None) -> float
 
 def span_answer(answer: Answer, best: Evidence, support: float | None) -> Answer:
     """`answer` replaced by the reader's span, cited to its passage (the quote is the span)."""
-    checked = support is not None
-    score = round(support, 4) if support is not None else None
-    sentence = cites.Sentence(best.text, [best.marker], support=score,
-                              citation_support=None if score is None else [score],
-                              supported=True if checked else None, verdict="supported" if checked else None,
-                              best_marker=best.marker if checked else None)
+    sentence = cites.Sentence(best.text, [best.marker])  # unchecked without a verifier
+    if support is not None:
+        score = round(support, 4)
+        sentence = replace(sentence, support=score, citation_support=[score], supported=True, verdict="supported",
+                           best_marker=best.marker)
     draft = answer.answer if answer.answered_by == GENERATOR or answer.abstain_reason == MODEL_ABSTAINED else None
     return replace(answer, answer=f"{best.text} [{best.marker}].", abstained=False, abstain_reason=None,
                    sentences=[sentence], citations=cites.cite([sentence], answer.retrieved),
-                   faithfulness=1.0 if checked else None, answered_by=READER, draft=draft)
+                   faithfulness=None if support is None else 1.0, answered_by=READER, draft=draft)
 
 
 def abstain(answer: Answer, reason: str) -> Answer:
