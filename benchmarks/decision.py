@@ -51,9 +51,10 @@ class Remembered:
         return [self.seen[p] for p in pairs]
 
 
-def utility(scores: dict[str, float]) -> float:
-    answerable, unanswerable = scores["answerable"], scores["unanswerable"]
-    return (scores["f1"] * answerable + scores["abstention"] * unanswerable) / (answerable + unanswerable)
+def utility(scores: dict[str, float | None]) -> float:
+    answerable, unanswerable = scores["answerable"] or 0, scores["unanswerable"] or 0
+    right = (scores["f1"] or 0.0) * answerable + (scores["abstention"] or 0.0) * unanswerable
+    return right / max(1, answerable + unanswerable)
 
 
 def main() -> int:
@@ -64,6 +65,9 @@ def main() -> int:
     parser.add_argument("--adapter", default=backends.SHIPPED, help="generator adapter (default: the shipped one)")
     parser.add_argument("--no-hint", dest="hint", action="store_false",
                         help="draft without showing the generator the reader's span (the lever's ablation)")
+    parser.add_argument("--refusal-bias", type=float, default=0.0, help="decoding lever: see rag.generate.decoding")
+    parser.add_argument("--copy-only", action="store_true", help="decoding lever: see rag.generate.decoding")
+    parser.add_argument("--context-guidance", type=float, default=1.0, help="decoding lever: see rag.generate.decoding")
     parser.add_argument("--cache", type=Path, help="keep the dev rows' documents and index here, reused next time")
     parser.add_argument("--out", type=Path, help="write the grid as results.json here")
     parser.add_argument("--write", action="store_true",
@@ -78,7 +82,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         index, by_path = ev.build_index(dataset, args.cache or Path(tmp))
         passages = eg.Passages(dataset, index, by_path, AnswerConfig.k)
-        config = AnswerConfig(sampling=Sampling(max_new_tokens=64), evidence_hint=args.hint)
+        sampling = Sampling(max_new_tokens=64, refusal_bias=args.refusal_bias, copy_only=args.copy_only,
+                            context_guidance=args.context_guidance)
+        config = AnswerConfig(sampling=sampling, evidence_hint=args.hint)
         drafts = Pipeline(Answerer(index, backends.make(adapter=args.adapter), config, reader), checker)
         outcomes = []
         for item in tqdm(todo, desc="draft", unit="question", disable=None):
@@ -86,14 +92,14 @@ def main() -> int:
             gold = next((n for n, h in enumerate(answer.retrieved, 1) if passages.is_gold(h, item)), None)
             outcomes.append(eg.Outcome(item, "retrieved", answer, gold))
         index.close()
-    rows = []
+    rows: list[dict[str, float | bool | None]] = []
     for keep, span, agree in itertools.product(KEEP, SPAN, (False, True)):
         policy = Policy(keep_margin=keep, span_margin=span, agree=agree)
         decided = [eg.Outcome(o.item, o.setting, decide(o.answer, checker, policy), o.gold_marker) for o in outcomes]
         scores = eg.score(decided)
         rows.append({"keep_margin": keep, "span_margin": span, "agree": agree, "utility": round(utility(scores), 4),
                      **scores})
-    rows.sort(key=lambda r: -r["utility"])
+    rows.sort(key=lambda r: -float(r["utility"] or 0))
     drafted = eg.score(outcomes)
     if args.write:
         spec = reader.path / SPEC

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rag.index import Index, IndexInfo
     from rag.ingest.chunker import ChunkConfig
-    from rag.ingest.pipeline import IngestReport
+    from rag.ingest.work import IngestReport
     from rag.retrieve import Hit
     from rag.store import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound, StoreError
 
 # Loaded on first use, so that a process needing one small module (a parser worker) starts fast.
 _HOMES = {"Index": "rag.index", "IndexInfo": "rag.index", "ChunkConfig": "rag.ingest.chunker",
-          "IngestReport": "rag.ingest.pipeline", "Hit": "rag.retrieve", "IndexCorrupt": "rag.store",
+          "IngestReport": "rag.ingest.work", "Hit": "rag.retrieve", "IndexCorrupt": "rag.store",
           "IndexLocked": "rag.store", "IndexMismatch": "rag.store", "IndexNotFound": "rag.store",
           "StoreError": "rag.store"}
 __all__ = ["ChunkConfig", "Hit", "Index", "IndexCorrupt", "IndexInfo", "IndexLocked", "IndexMismatch",

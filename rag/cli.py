@@ -25,8 +25,9 @@ from rag.generate.citations import Citation
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.chunker import ChunkConfig
-from rag.ingest.pipeline import ENGINES, IngestReport
+from rag.ingest.pipeline import ENGINES
 from rag.ingest.sandbox import DEFAULT_TIMEOUT_S, ParseLimits
+from rag.ingest.work import IngestReport
 from rag.models import ModelNotFoundError
 from rag.pipeline import REASONS
 from rag.reader import Reader
@@ -221,6 +222,11 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--eval-steps", type=int, default=FinetuneConfig.eval_steps, help="dev loss every N steps")
     tune.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present (bf16), else cpu")
     tune.add_argument("--seed", type=int, default=FinetuneConfig.seed)
+    tune.add_argument("--reader", default=FinetuneConfig.reader,
+                      help="reader folder whose evidence the prompts show, as rag ask shows it (default: the "
+                           "shipped reader); 'none': prompts without evidence")
+    tune.add_argument("--hint-noise", type=float, default=FinetuneConfig.hint_noise,
+                      help="share of answerable examples shown a distractor's span as evidence (default %(default)s)")
     tune.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
 
     ui = sub.add_parser("ui", help="open the web UI (Streamlit) on http://127.0.0.1:8501")
@@ -673,7 +679,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                             lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                             lora_layers=args.lora_layers or None, learning_rate=args.learning_rate,
                             batch_size=args.batch_size, grad_accum=args.grad_accum, eval_steps=args.eval_steps,
-                            save_steps=args.eval_steps, device=args.device, seed=args.seed)
+                            save_steps=args.eval_steps, device=args.device, seed=args.seed,
+                            reader=None if args.reader == "none" else args.reader, hint_noise=args.hint_noise)
     record = generator.finetune(args.data, args.out, config)
     if args.json:
         _print_json(record)

@@ -9,8 +9,9 @@ from pathlib import Path
 from rag import threads
 from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.ingest.chunker import ChunkConfig
-from rag.ingest.pipeline import IngestOptions, IngestReport, ingest
+from rag.ingest.pipeline import ingest
 from rag.ingest.sandbox import ParseLimits
+from rag.ingest.work import IngestOptions, IngestReport
 from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N, CrossEncoderReranker, Reranker, RerankingRetriever
 from rag.retrieve import MODES, BM25Retriever, DenseRetriever, FusionConfig, Hit, HybridRetriever, Retriever
 from rag.store import IndexMeta, IndexNotFound, Snapshot, current_snapshot

@@ -5,6 +5,7 @@ Layout of an index folder:
     CURRENT            name of the published snapshot, replaced atomically
     snap-000007/       one published snapshot: meta.json, chunks.sqlite, vectors.faiss, bm25/
     .staging-*/        a snapshot being built (deleted if its writer died)
+    .scratch-*/        a writer's temporary work, such as Ray's shards (deleted if its writer died)
     .lock              held (flock) by the one writer at a time
 
 A writer copies the current snapshot into a staging folder, changes the copy,
@@ -40,6 +41,7 @@ SQLITE = "chunks.sqlite"
 VECTORS = "vectors.faiss"
 META = "meta.json"
 KEEP_SNAPSHOTS = 2  # the published one and its predecessor, for readers still opening it
+SCRATCH = ".scratch-"  # prefix of a writer's temporary folder in the index folder (removed if its writer died)
 PQ_BATCH = 50_000  # exact vectors read at a time to refill a retrained IVF-PQ (75 MB for MiniLM)
 
 _SCHEMA = """

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ import torch
 
 from rag.generate import backends
 from rag.generate.prompt import ABSTAIN
+from rag.reader import Span
+from rag.retrieve import Hit
 from rag.training import generator as ft
 from tests.conftest import write_halueval
 
@@ -37,6 +41,38 @@ def test_examples_hold_the_oracle_among_distractors_or_abstain(rows: list[dict[s
             assert f"[{example.oracle}] (from " in user.split(row["knowledge"])[0].rsplit("<<<", 1)[0]
     assert len({e.oracle for e in made}) > 3, "the oracle should move around"
     assert ft.examples(rows, config, seed=0) == made
+
+
+class YearReader:
+    """Reads every year as a span, strongest in the passage about the question's numbered thing."""
+
+    name = "years"
+
+    def __init__(self) -> None:
+        self.policy: dict[str, Any] = {}
+
+    def read_hits(self, question: str, hits: Sequence[Hit], top: int = 3) -> list[Span]:
+        asked = re.search(r"number \d+ ", question).group()  # type: ignore[union-attr]
+        spans = [Span(n, m.start(), m.end(), m.group(), 5.0 if asked in h.text else 1.0 - n, 0.0)
+                 for n, h in enumerate(hits) for m in re.finditer(r"\b\d{4}\b", h.text)]
+        return sorted(spans, key=lambda s: -s.margin)[:top]
+
+
+def test_examples_show_the_readers_evidence_as_rag_ask_does(rows: list[dict[str, str]]) -> None:
+    made = ft.examples(rows, ft.FinetuneConfig(hint_noise=0.3), seed=0, reader=YearReader())
+    answerable = [(r, e) for r, e in zip(rows, made, strict=True) if e.oracle is not None]
+    noisy = 0
+    for row, example in answerable:
+        evidence = re.search(r'\nEvidence: passage \[(\d+)\] says "(\d+)"\.$', example.messages[1]["content"])
+        assert evidence, example.messages[1]["content"][-200:]
+        assert evidence.group(2) in example.messages[1]["content"].split("Question:")[0]
+        noisy += evidence.group(2) != row["right_answer"]
+        assert example.target == f"{row['right_answer']} [{example.oracle}]."  # the answer, whatever the evidence
+    assert 0.15 < noisy / len(answerable) < 0.45, "about hint_noise of the evidence should point elsewhere"
+    refusals = [e for e in made if e.oracle is None]
+    assert refusals and all("Evidence:" in e.messages[1]["content"] and e.target == ABSTAIN for e in refusals)
+    plain = ft.examples(rows, ft.FinetuneConfig(), seed=0)
+    assert not any("Evidence:" in e.messages[1]["content"] for e in plain)
 
 
 def test_dev_rows_are_whole_records_never_trained_on(rows: list[dict[str, str]]) -> None:
@@ -102,7 +138,7 @@ def test_answer_loss_equals_the_usual_shifted_loss_on_the_answer() -> None:
 def test_a_real_lora_run_resumes_and_its_adapter_answers(tmp_path: Path, generator: Any) -> None:
     data = write_halueval(tmp_path / "qa.jsonl", 1024)  # 24 training rows, 1,000 held out
     config = ft.FinetuneConfig(limit=16, batch_size=2, grad_accum=1, max_steps=1, eval_steps=1, save_steps=1,
-                               dev_examples=4, lora_r=4, lora_layers=2)
+                               dev_examples=4, lora_r=4, lora_layers=2, reader=None)
     out = tmp_path / "adapter"
     first = ft.finetune(data, out, config)
     assert first["steps"] == 1 and first["resumed_from"] is None

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag import Index, IndexLocked, IndexMismatch
-from rag.ingest import pipeline
+from rag.ingest import local
 from rag.ingest.chunker import ChunkConfig
 from rag.store import Snapshot, write_lock
 from tests.conftest import BROKEN, FIXTURES, GOOD, FakeEmbedder, chunk_set
@@ -155,7 +155,7 @@ def test_a_file_that_breaks_keeps_its_previous_version(tmp_path: Path, corpus: P
 
 def test_crash_mid_build_leaves_previous_index_intact(tmp_path: Path, corpus: Path, tokenizer: object,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "EMBED_GROUP", 16)  # several groups, so the crash comes after real work
+    monkeypatch.setattr(local, "EMBED_GROUP", 16)  # several groups, so the crash comes after real work
     good = FakeEmbedder(tokenizer)
     Index(tmp_path / "idx", embedder=good).ingest([corpus], progress=False)
     published = Snapshot.open(tmp_path / "idx").path

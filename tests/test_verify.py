@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rag import models, verify
+from rag import metrics, models, verify
 from rag.answer import Answer
-from rag.evaluation import metrics
 from rag.generate import citations as cites
 from rag.generate.prompt import ABSTAIN
 from rag.retrieve import Hit

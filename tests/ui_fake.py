@@ -11,7 +11,7 @@ from pathlib import Path
 from rag import verify
 from rag.answer import READER_NO_ANSWER, Answer
 from rag.generate.prompt import ABSTAIN
-from rag.ingest.pipeline import IngestReport
+from rag.ingest.work import IngestReport
 from rag.ui import service as services
 from rag.ui import uploads
 from tests.test_verify import PASSAGES, KeywordVerifier, answer, hit

@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rag import metrics
 from rag.answer import Answer
 from rag.evaluation import plots
 from rag.evaluation.generator import answer_text, exact, f1, normalize
@@ -171,33 +171,19 @@ def score(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "questions": len(outcomes), "answerable": len(answerable), "unanswerable": len(unanswerable),
         "sentences": len(checked),
-        "faithfulness": _share([s["verdict"] in ("supported", "mis-cited") for s in checked]),
-        "citation_recall": _share([bool(s["supported"]) for s in checked]),
-        "citation_precision": _share(citations),
-        "exact_match": _mean([o["em"] for o in graded]),
-        "f1": _mean([o["f1"] for o in graded]),
-        "right_and_cited": _share([o["right_and_cited"] for o in graded if o.get("right_and_cited") is not None]),
-        "abstention": _share([o["abstained"] for o in unanswerable]),
-        "wrong_abstention": _share([o["abstained"] for o in answerable]),
-        "gold_retrieved": _share([o["gold_retrieved"] for o in retrieved]),
-        **{f"{name}_p{p}_s": _percentile([o["timings"].get(f"{name}_s") for o in outcomes], p)
+        "faithfulness": metrics.share([s["verdict"] in ("supported", "mis-cited") for s in checked]),
+        "citation_recall": metrics.share([bool(s["supported"]) for s in checked]),
+        "citation_precision": metrics.share(citations),
+        "exact_match": metrics.mean([o["em"] for o in graded]),
+        "f1": metrics.mean([o["f1"] for o in graded]),
+        "right_and_cited": metrics.share([o["right_and_cited"] for o in graded
+                                          if o.get("right_and_cited") is not None]),
+        "abstention": metrics.share([o["abstained"] for o in unanswerable]),
+        "wrong_abstention": metrics.share([o["abstained"] for o in answerable]),
+        "gold_retrieved": metrics.share([o["gold_retrieved"] for o in retrieved]),
+        **{f"{name}_p{p}_s": metrics.percentile([o["timings"].get(f"{name}_s") for o in outcomes], p)
            for name in ("first_token", "total", "verify") for p in (50, 90, 99)},
     }
-
-
-def _share(flags: list[bool]) -> float | None:
-    return round(sum(flags) / len(flags), 4) if flags else None
-
-
-def _mean(values: list[float]) -> float | None:
-    return round(statistics.fmean(values), 4) if values else None
-
-
-def _percentile(values: list[float | None], p: int) -> float | None:
-    present = sorted(v for v in values if v is not None)
-    if not present:
-        return None
-    return round(present[min(len(present) - 1, round(p / 100 * (len(present) - 1)))], 3)
 
 
 def with_gold(questions: list[Question]) -> list[Question]:
@@ -224,8 +210,9 @@ def retrieval(index: Index, questions: list[Question], modes: Sequence[str], k: 
             ranks.append(1 / first if first else 0.0)
             if progress:
                 progress(1)
-        results[mode] = {"questions": len(graded), f"answer_in_top_{k}": _share(found), "mrr": _mean(ranks),
-                         "latency_p50_ms": _percentile([1000 * t for t in latencies], 50)}
+        results[mode] = {"questions": len(graded), f"answer_in_top_{k}": metrics.share(found),
+                         "mrr": metrics.mean(ranks),
+                         "latency_p50_ms": metrics.percentile([1000 * t for t in latencies], 50)}
     return results
 
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import random
 import re
-import statistics
 import string
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rag import lexical
+from rag import lexical, metrics
 from rag.answer import Answer
 from rag.evaluation.retrieval import Dataset
 from rag.index import Index
@@ -145,7 +144,7 @@ def grounded(answer: Answer, min_share: float = 0.8) -> bool:
     return not said or len(said & shown) / len(said) >= min_share
 
 
-def score(outcomes: list[Outcome]) -> dict[str, float]:
+def score(outcomes: list[Outcome]) -> dict[str, float | None]:
     """Exact match and F1 (abstentions score 0), wrong abstentions and citation accuracy on
     answerable items; abstention on unanswerable ones; the hallucination rate over both: answers
     to unanswerable items, plus answers to answerable ones not grounded in what they cite, over
@@ -156,19 +155,19 @@ def score(outcomes: list[Outcome]) -> dict[str, float]:
     made_up = sum(not o.answer.abstained for o in unanswerable) + sum(not grounded(o.answer) for o in answered)
     out = {
         "answerable": len(answerable), "unanswerable": len(unanswerable),
-        "exact_match": _mean([max((exact(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
+        "exact_match": metrics.mean([max((exact(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
                               * (not o.answer.abstained) for o in answerable]),
-        "f1": _mean([max((f1(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
+        "f1": metrics.mean([max((f1(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
                      * (not o.answer.abstained) for o in answerable]),
-        "wrong_abstention": _mean([float(o.answer.abstained) for o in answerable]),
-        "citation_accuracy": _mean([float(o.gold_marker is not None and o.gold_marker in _markers(o.answer))
+        "wrong_abstention": metrics.mean([float(o.answer.abstained) for o in answerable]),
+        "citation_accuracy": metrics.mean([float(o.gold_marker is not None and o.gold_marker in _markers(o.answer))
                                     for o in answered]),
-        "uncited_answers": _mean([float(not o.answer.citations) for o in answered]),
-        "abstention": _mean([float(o.answer.abstained) for o in unanswerable]),
+        "uncited_answers": metrics.mean([float(not o.answer.citations) for o in answered]),
+        "abstention": metrics.mean([float(o.answer.abstained) for o in unanswerable]),
         "hallucination": made_up / (len(unanswerable) + len(answered)) if unanswerable or answered else 0.0,
-        "gold_shown": _mean([float(o.gold_marker is not None) for o in answerable]),
-        "first_token_p50_s": _median([o.answer.timings["first_token_s"] for o in outcomes]),
-        "total_p50_s": _median([o.answer.timings["total_s"] for o in outcomes]),
+        "gold_shown": metrics.mean([float(o.gold_marker is not None) for o in answerable]),
+        "first_token_p50_s": metrics.percentile([o.answer.timings["first_token_s"] for o in outcomes], 50),
+        "total_p50_s": metrics.percentile([o.answer.timings["total_s"] for o in outcomes], 50),
     }
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
@@ -185,11 +184,11 @@ COLUMNS = ["exact_match", "f1", "citation_accuracy", "uncited_answers", "wrong_a
            "hallucination", "gold_shown", "first_token_p50_s", "total_p50_s"]
 
 
-def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+def markdown_table(results: dict[str, dict[str, dict[str, float | None]]]) -> str:
     lines = ["| system | setting | " + " | ".join(COLUMNS) + " |", "| --- | --- |" + " ---: |" * len(COLUMNS)]
     for model, settings in results.items():
         for setting, row in settings.items():
-            lines.append(f"| {model} | {setting} | " + " | ".join(f"{row[c]:.3f}" for c in COLUMNS) + " |")
+            lines.append(f"| {model} | {setting} | " + " | ".join(_cell(row[c]) for c in COLUMNS) + " |")
     return "\n".join(lines)
 
 
@@ -207,19 +206,11 @@ def _contains(text: str, answers: list[str]) -> bool:
     return any(normalize(a) and normalize(a) in norm for a in answers)
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
-
-
 def evaluate(systems: dict[str, Pipeline], passages: Passages, todo: list[Item], settings: list[str],
-             progress: Callable[[], None] | None = None) -> tuple[dict[str, dict[str, dict[str, float]]],
+             progress: Callable[[], None] | None = None) -> tuple[dict[str, dict[str, dict[str, float | None]]],
                                                                   list[dict[str, Any]]]:
     """({system: {setting: metrics}}, every outcome as JSON), all systems on the same items."""
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, dict[str, float | None]]] = {}
     rows = []
     for name, system in systems.items():
         results[name] = {}
@@ -229,3 +220,6 @@ def evaluate(systems: dict[str, Pipeline], passages: Passages, todo: list[Item],
             rows += [{"system": name, **outcome_json(o)} for o in outcomes]
     return results, rows
 
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

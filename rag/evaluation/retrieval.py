@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rag import metrics
 from rag.embed import Embedder
 from rag.fsutil import read_jsonl
 from rag.index import Index
@@ -169,14 +169,10 @@ def evaluate(index: Index, by_path: dict[str, str], dataset: Dataset, modes: lis
                 totals[name] = totals.get(name, 0.0) + value
         n = max(1, len(dataset.queries))
         results[mode] = {name: round(value / n, 4) for name, value in totals.items()}
-        results[mode] |= {"latency_p50_ms": round(1000 * statistics.median(latencies), 2) if latencies else 0.0,
-                          "latency_p95_ms": round(1000 * _quantile(latencies, 0.95), 2) if latencies else 0.0}
+        in_ms = [1000 * t for t in latencies]
+        results[mode] |= {"latency_p50_ms": metrics.percentile(in_ms, 50, 2) or 0.0,
+                          "latency_p95_ms": metrics.percentile(in_ms, 95, 2) or 0.0}
     return results
-
-
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _disabled(progress: bool | None) -> bool | None:

@@ -16,7 +16,8 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.evaluation import metrics, plots
+from rag import metrics
+from rag.evaluation import plots
 from rag.training import verifier as training
 from rag.training.verifier import Pair
 from rag.verify import Verifier, claim

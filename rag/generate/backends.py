@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rag import models, threads
-from rag.generate import weights
+from rag.generate import decoding, weights
 
 Messages = list[dict[str, str]]
 SHIPPED = "shipped"  # make(adapter=SHIPPED): the project's fine-tuned adapter for the model, when it has one
@@ -30,6 +30,10 @@ class GeneratorError(RuntimeError):
 class Sampling:
     max_new_tokens: int = 160  # a short cited answer is 20 to 80 tokens
     temperature: float = 0.0  # 0: greedy
+    # Decoding levers of the in-process model (rag.generate.decoding), off by default; a server ignores them.
+    refusal_bias: float = 0.0  # lowers the refusal's first token's logit at the answer's start
+    copy_only: bool = False  # every answer token one the prompt holds (or a marker, punctuation, the end)
+    context_guidance: float = 1.0  # > 1: context-aware decoding against the question alone
 
 
 class Generator(Protocol):
@@ -120,6 +124,8 @@ class TransformersGenerator:
                                    "pad_token_id": self.tokenizer.eos_token_id}
         options |= ({"do_sample": True, "temperature": sampling.temperature} if sampling.temperature > 0
                     else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
+        options |= decoding.options(self.tokenizer, inputs, messages, sampling.refusal_bias, sampling.copy_only,
+                                    sampling.context_guidance)
         failure: list[BaseException] = []
 
         def run() -> None:

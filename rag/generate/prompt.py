@@ -78,6 +78,14 @@ def messages_for(question: str, passages: list[Hit], hint: Hint | None = None) -
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
+def unconditional(messages: Messages) -> Messages:
+    """`messages` without the passages and the evidence: the question alone, as context-aware
+    decoding contrasts it (rag.generate.decoding)."""
+    user = messages[-1]["content"]
+    question = user[user.rfind("Question: "):].split("\nEvidence: ", 1)[0]
+    return [*messages[:-1], {"role": messages[-1]["role"], "content": question}]
+
+
 def build(question: str, hits: list[Hit], count_tokens: Callable[[Messages], int], budget: int,
           hint: Hint | None = None) -> Prompt:
     """The prompt with as many of the best hits as fit in `budget` tokens (the context window

@@ -27,12 +27,11 @@ import numpy as np
 
 from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.ingest.chunker import Chunk, ChunkConfig, Chunker
-from rag.ingest.pipeline import IngestOptions, IngestReport, Parsed, Staging, needs_embedding, parse_one, stage_file
 from rag.ingest.sandbox import ParseLimits, Parser
 from rag.ingest.scan import Candidate
-from rag.store import FileRecord
+from rag.ingest.work import IngestOptions, IngestReport, Parsed, needs_embedding, parse_one, stage_file
+from rag.store import SCRATCH, FileRecord, Staging
 
-SHARDS = ".shards-"  # prefix of the shard folder inside the index folder (removed after the merge)
 PARSE_BATCH = 8  # files per parse call
 EMBED_BATCH = 16  # files per embedding call
 
@@ -81,7 +80,7 @@ def load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], em
     """The Ray counterpart of the local engine's parse-and-embed loop (same arguments, same effect)."""
     if not to_read:
         return
-    shards = staging.index_dir / f"{SHARDS}{os.getpid()}-{time.time_ns()}"
+    shards = staging.index_dir / f"{SCRATCH}shards-{os.getpid()}-{time.time_ns()}"
     try:
         indexed = {str(c.path): manifest[str(c.path)].sha256 for c in to_read if str(c.path) in manifest}
         _run_pipeline(to_read, indexed, embedder.name, chunking, options, shards)

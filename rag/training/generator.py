@@ -7,6 +7,12 @@ BM25 ranks high for the question, in shuffled positions. The target is the right
 followed by the oracle's marker. In a quarter of the examples the oracle is left out and the
 target is the fixed abstention sentence. The loss covers only the answer's tokens. The last
 `dev_rows` rows are never trained on; the first `dev_examples` of them give the dev loss.
+
+With a reader (the default: the shipped one), each example is built as `rag ask` builds it:
+the reader reads the whole passages, each passage is cut around its best span, and the best
+span is shown as evidence. The reader was trained on these rows, so its evidence is right
+more often here than on new text; in `hint_noise` of the answerable examples the evidence is
+the best span of a distractor instead, so the model learns to check it, not to copy it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from rag import lexical, models
 from rag.answer import AnswerConfig
 from rag.fsutil import atomic_write_text, read_jsonl
 from rag.generate import excerpt, prompt, weights
+from rag.reader import Reader, Span, SpanReader
 from rag.retrieve import Hit
 
 RECORD = "finetune.json"  # what was trained, on what, how long, with which losses
@@ -59,6 +66,8 @@ class FinetuneConfig:
     device: str | None = None  # None: cuda when present, else cpu
     seed: int = 0
     max_tokens: int = 1024  # longer examples (prompt + answer) are reported and skipped
+    reader: str | None = "shipped"  # a reader folder whose evidence the prompts show ("shipped"; None: no evidence)
+    hint_noise: float = 0.2  # answerable examples whose evidence is a distractor's best span
 
 
 @dataclass(frozen=True)
@@ -97,8 +106,10 @@ def split(rows: list[dict[str, str]], config: FinetuneConfig) -> tuple[list[dict
     return train[: config.limit], dev[: config.dev_examples]
 
 
-def examples(rows: list[dict[str, str]], config: FinetuneConfig, seed: int) -> list[Example]:
-    """One example per row, distractors drawn from the same rows' knowledge by BM25."""
+def examples(rows: list[dict[str, str]], config: FinetuneConfig, seed: int,
+             reader: SpanReader | None = None) -> list[Example]:
+    """One example per row, distractors drawn from the same rows' knowledge by BM25; with a
+    `reader`, passages cut around its spans and its evidence shown, as `rag ask` does."""
     rng = random.Random(seed)
     passages = list(dict.fromkeys(r["knowledge"] for r in rows))
     bm25 = lexical.fit(lexical.terms(passages))
@@ -110,19 +121,34 @@ def examples(rows: list[dict[str, str]], config: FinetuneConfig, seed: int) -> l
         keep_oracle = rng.random() >= config.abstain_share
         texts = [*chosen, row["knowledge"]] if keep_oracle else chosen
         rng.shuffle(texts)
-        hits = [_hit(n, text, row["question"], config.passage_chars) for n, text in enumerate(texts, 1)]
         oracle = texts.index(row["knowledge"]) + 1 if keep_oracle else None
+        hits = [_hit(n, text) for n, text in enumerate(texts, 1)]
+        spans = _best_per_passage(reader.read_hits(row["question"], hits, top=len(hits))) if reader else []
+        around = {s.passage: (s.start, s.end) for s in spans}
+        shown = [_narrow(row["question"], h, config.passage_chars, around.get(n)) for n, h in enumerate(hits)]
+        if oracle and spans and rng.random() < config.hint_noise:
+            spans = [s for s in spans if s.passage != oracle - 1] or spans
+        hint = prompt.Hint(spans[0].passage, spans[0].text) if spans else None
         answer = row["right_answer"].strip().rstrip(".")
         target = f"{answer} [{oracle}]." if oracle else prompt.ABSTAIN
-        out.append(Example(prompt.messages_for(row["question"], hits), target, oracle))
+        out.append(Example(prompt.messages_for(row["question"], shown, hint), target, oracle))
     return out
 
 
-def _hit(rank: int, text: str, question: str, passage_chars: int | None) -> Hit:
-    """A passage as the prompt shows it, named like a file after its first words."""
+def _best_per_passage(spans: list[Span]) -> list[Span]:
+    """Each passage's best span, best first (as rag.answer keeps them)."""
+    return [s for n, s in enumerate(spans) if all(o.passage != s.passage for o in spans[:n])]
+
+
+def _hit(rank: int, text: str) -> Hit:
+    """A whole passage, named like a file after its first words."""
     name = "-".join(re.findall(r"[a-z0-9]+", text.lower())[:3]) or "passage"
-    hit = Hit(rank, rank, f"{name}.txt", None, 0, len(text), 0.0, "", text)
-    return excerpt.narrow(question, hit, passage_chars) if passage_chars else hit
+    return Hit(rank, rank, f"{name}.txt", None, 0, len(text), 0.0, "", text)
+
+
+def _narrow(question: str, hit: Hit, passage_chars: int | None, keep: tuple[int, int] | None) -> Hit:
+    """The passage as the prompt shows it: cut around the reader's span, as `rag ask` cuts it."""
+    return excerpt.narrow(question, hit, passage_chars, keep) if passage_chars else hit
 
 
 def encode(example: Example, tokenizer: Any) -> dict[str, list[int]]:
@@ -181,9 +207,10 @@ def finetune(data: Path, out: Path, config: FinetuneConfig = FinetuneConfig()) -
     train_rows, dev_rows = split(read_rows(data, problems), config)
     base = weights.resolve(config.base)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
-    train_examples = examples(train_rows, config, config.seed)
+    reader = None if config.reader is None else Reader(None if config.reader == "shipped" else config.reader)
+    train_examples = examples(train_rows, config, config.seed, reader)
     train_set = encode_all(train_examples, tokenizer, config.max_tokens, problems)
-    dev_set = encode_all(examples(dev_rows, config, config.seed + 1), tokenizer, config.max_tokens, problems)
+    dev_set = encode_all(examples(dev_rows, config, config.seed + 1, reader), tokenizer, config.max_tokens, problems)
     for problem in problems:
         log.warning("skipped: %s", problem)
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag import bounds, crossencoder, lexical, models
+from rag import bounds, crossencoder, lexical, metrics, models
 from rag.fsutil import read_jsonl
 from rag.training import loop
 from rag.verify import SPEC, claim
@@ -266,11 +266,9 @@ def train(data: Path, out: Path, config: VerifierConfig = VerifierConfig(),
 
 def best_threshold(scores: list[float], labels: list[int]) -> float:
     """The cut on `scores` with the best balanced accuracy (ties: the middle of the best run)."""
-    from rag.evaluation.metrics import balanced_accuracy
-
     candidates = sorted(set(scores))
     cuts = [(a + b) / 2 for a, b in itertools.pairwise(candidates)] or [0.5]
-    results = [balanced_accuracy([s >= c for s in scores], labels) for c in cuts]
+    results = [metrics.balanced_accuracy([s >= c for s in scores], labels) for c in cuts]
     best = max(results)
     winners = [c for c, r in zip(cuts, results, strict=True) if r == best]
     return round(winners[len(winners) // 2], 4)

@@ -23,7 +23,7 @@ from rag.answer import Answer, AnswerConfig
 from rag.generate import backends
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
-from rag.ingest.pipeline import IngestReport
+from rag.ingest.work import IngestReport
 from rag.reader import Reader
 from rag.retrieve import MODES
 from rag.ui import uploads

@@ -1,9 +1,28 @@
-"""Binary-classification metrics shared by the verifier's training (threshold) and evaluations.
-Thin wrappers over scikit-learn that accept plain lists and survive one-class inputs."""
+"""Numbers every evaluation and training run reports: means, shares and percentiles that say
+None on empty input rather than a misleading 0, and binary-classification metrics (thin
+wrappers over scikit-learn that accept plain lists and survive one-class inputs).
+A leaf module: training, evaluations and benchmarks all use it."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
+
+
+def mean(values: Sequence[float], digits: int = 4) -> float | None:
+    return round(statistics.fmean(values), digits) if values else None
+
+
+def share(flags: Sequence[bool], digits: int = 4) -> float | None:
+    return round(sum(flags) / len(flags), digits) if flags else None
+
+
+def percentile(values: Sequence[float | None], p: float, digits: int = 3) -> float | None:
+    """The nearest-rank `p`th percentile of the values present (None where one is missing)."""
+    present = sorted(v for v in values if v is not None)
+    if not present:
+        return None
+    return round(present[min(len(present) - 1, round(p / 100 * (len(present) - 1)))], digits)
 
 
 def balanced_accuracy(predicted: Sequence[bool], labels: Sequence[int]) -> float:
