@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag import Index
 from rag.answer import Answer, AnswerConfig, Answerer
 from rag.generate.backends import TransformersGenerator
+from rag.pipeline import Pipeline
 from rag.reader import Reader
 
 QUESTIONS = [
@@ -50,8 +51,8 @@ def main() -> None:
     load_s = time.perf_counter() - start
     index = Index(args.index)
     reader = Reader()
-    results = [run(Answerer(index, generator, AnswerConfig(k=args.k, passage_chars=chars or None), with_reader),
-                   generator.tokenizer)
+    results = [run(Pipeline.build(index, generator, AnswerConfig(k=args.k, passage_chars=chars or None),
+                                  with_reader).answerer, generator.tokenizer)
                for chars in args.passage_chars for with_reader in (None, reader)]
     result = {"model": generator.name, "device": generator.device, "k": args.k, "questions": len(QUESTIONS),
               "load_s": round(load_s, 2), "runs": results,
@@ -70,9 +71,9 @@ def run(answerer: Answerer, tokenizer: Any) -> dict[str, object]:
     rows = []
     for question in QUESTIONS:
         pieces, started = 0, time.perf_counter()
-        for item in answerer.stream(question):
-            if isinstance(item, Answer):
-                answer = item
+        for event in answerer.stream(question):
+            if isinstance(event, Answer):
+                answer = event
             else:
                 pieces += 1
         tokens = len(tokenizer(answer.answer)["input_ids"])

@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag import verify
-from rag.answer import AnswerConfig, Answerer
+from rag.answer import ABSTAIN_BELOW, AnswerConfig, Answerer
 from rag.evaluation import generator as eg
 from rag.evaluation import retrieval as ev
 from rag.fsutil import atomic_write_text
@@ -84,8 +84,10 @@ def main() -> int:
         passages = eg.Passages(dataset, index, by_path, AnswerConfig.k)
         sampling = Sampling(max_new_tokens=64, refusal_bias=args.refusal_bias, copy_only=args.copy_only,
                             context_guidance=args.context_guidance)
-        config = AnswerConfig(sampling=sampling, evidence_hint=args.hint)
-        drafts = Pipeline(Answerer(index, backends.make(adapter=args.adapter), config, reader), checker)
+        retriever = index.live()  # the relevance gate as rag ask has it; no reader gate: the grid replays it
+        config = AnswerConfig(sampling=sampling, evidence_hint=args.hint,
+                              min_dense_score=ABSTAIN_BELOW.get(retriever.embedder))
+        drafts = Pipeline(Answerer(retriever, backends.make(adapter=args.adapter), config, reader), checker)
         outcomes = []
         for item in tqdm(todo, desc="draft", unit="question", disable=None):
             answer = drafts.ask_over(item.question, passages.retrieved(item))

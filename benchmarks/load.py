@@ -26,8 +26,8 @@ import realdata  # noqa: F401 - puts the project on sys.path
 from search import QUERIES
 
 from rag import Index, verify
-from rag.answer import AnswerConfig, Answerer
 from rag.generate import backends
+from rag.pipeline import Pipeline
 
 
 def run(clients: int, call: Callable[[str], object], stop: Callable[[int], bool]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def main() -> None:
         report["retrieval"].append(run(clients, lambda q: index.search(q, k=5), for_seconds(args.seconds)))
         _show("retrieval", report["retrieval"][-1], args.json)
     if args.answers:
-        answerer = Answerer(index, backends.make(), AnswerConfig())
+        answerer = Pipeline.build(index, backends.make()).answerer
         checker = verify.load()
         verify.check(answerer.ask(QUERIES[0]), checker)  # warm up both models
         report["answers"] = []

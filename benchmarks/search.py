@@ -51,7 +51,8 @@ def cmd_threads(args: argparse.Namespace) -> dict[str, object]:
     times: dict[int, list[float]] = {1: [], 2: []}
     for round_ in range(args.rounds):
         for n in ((1, 2) if round_ % 2 == 0 else (2, 1)):
-            times[n] += _timed(partial(index.search, k=5, mode="hybrid", n_threads=n), QUERIES)
+            threads.use(n)
+            times[n] += _timed(partial(index.search, k=5, mode="hybrid"), QUERIES)
     return {f"{n}_thread{'s' if n > 1 else ''}": _stats(t) for n, t in times.items()}
 
 

@@ -1,9 +1,15 @@
 """Question answering over your own documents, with answers you can check.
 
-    from rag import Index
+    from rag import Answer, Delta, Index, Pipeline
     index = Index("indexes/default")
-    index.ingest(["corpus/"])
+    index.ingest(["corpus/"])                          # only new or changed files are embedded
     hits = index.search("How long do external transfers take?", k=5)
+    answers = Pipeline.default(index)                  # the shipped generator, reader and verifier
+    answer = answers.ask("How long do external transfers take?")
+    for event in answers.stream("What is the daily transfer limit?"):
+        match event:
+            case Delta(text=text): print(text, end="")  # the draft, as it is written
+            case Answer(): print(event.answer, event.citations)
 """
 
 from __future__ import annotations
@@ -12,19 +18,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rag.answer import Answer, AnswerConfig, Delta, Event
     from rag.index import Index, IndexInfo
     from rag.ingest.chunker import ChunkConfig
     from rag.ingest.work import IngestReport
+    from rag.pipeline import Pipeline
     from rag.retrieve import Hit
+    from rag.settings import Settings
     from rag.store import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound, StoreError
 
 # Loaded on first use, so that a process needing one small module (a parser worker) starts fast.
 _HOMES = {"Index": "rag.index", "IndexInfo": "rag.index", "ChunkConfig": "rag.ingest.chunker",
           "IngestReport": "rag.ingest.work", "Hit": "rag.retrieve", "IndexCorrupt": "rag.store",
           "IndexLocked": "rag.store", "IndexMismatch": "rag.store", "IndexNotFound": "rag.store",
-          "StoreError": "rag.store"}
-__all__ = ["ChunkConfig", "Hit", "Index", "IndexCorrupt", "IndexInfo", "IndexLocked", "IndexMismatch",
-           "IndexNotFound", "IngestReport", "StoreError"]
+          "StoreError": "rag.store", "Pipeline": "rag.pipeline", "Answer": "rag.answer", "AnswerConfig": "rag.answer",
+          "Delta": "rag.answer", "Event": "rag.answer", "Settings": "rag.settings"}
+__all__ = ["Answer", "AnswerConfig", "ChunkConfig", "Delta", "Event", "Hit", "Index", "IndexCorrupt", "IndexInfo",
+           "IndexLocked", "IndexMismatch", "IndexNotFound", "IngestReport", "Pipeline", "Settings", "StoreError"]
 
 
 def __getattr__(name: str) -> Any:

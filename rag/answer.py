@@ -1,6 +1,6 @@
 """Grounded drafts: retrieve, read, prompt, generate, then parse and check the cited sentences.
 
-`Answerer.stream` yields the answer's text pieces as the generator produces them and
+`Answerer.stream` yields the answer's text pieces (`Delta`) as the generator produces them and
 finishes with the complete `Answer`; `ask` returns only the `Answer`. With a reader, the
 reader's best spans are found first (in the whole chunks), each passage is cut around its
 span, the best span is shown to the generator as evidence, and every sentence's citation is
@@ -16,12 +16,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
+from rag import threads
 from rag.generate import citations as cites
 from rag.generate import excerpt, prompt
 from rag.generate.backends import Generator, Sampling
-from rag.index import Index
 from rag.reader import Span, SpanReader
-from rag.retrieve import Hit
+from rag.retrieve import Hit, Retriever
 
 # Best-passage cosine below which no passage is taken to be relevant, per embedder, calibrated by
 # benchmarks/abstention.py on HaluEval dev rows: keeps 97% of answerable questions, stops 48% of others.
@@ -49,10 +49,8 @@ class Evidence:
 @dataclass(frozen=True)
 class AnswerConfig:
     k: int = 5  # passages shown to the model
-    mode: str = "hybrid"
-    rerank: bool = False
-    # Abstain without generating when the best passage's cosine is below this; None: the calibrated
-    # value for the index's embedder (ABSTAIN_BELOW), or no threshold for an uncalibrated one.
+    # Abstain without generating when the best passage's cosine is below this (None: never);
+    # rag.pipeline.Pipeline.build sets the value calibrated for the index's embedder (ABSTAIN_BELOW).
     min_dense_score: float | None = None
     # Each passage is cut to its most relevant sentences within this many characters (None: whole
     # chunks). 400 keeps the answer of 91% of SQuAD questions in their gold paragraph and holds
@@ -63,6 +61,10 @@ class AnswerConfig:
     # rag.pipeline sets it to its policy's keep_margin, below which no draft would be kept anyway.
     min_margin: float | None = None
     evidence_hint: bool = True  # show the generator the reader's best span ("Evidence: passage [2] says ...")
+    # Threads for retrieval and reading (one is fastest for a single query on two shared cores,
+    # benchmarks/search.py) and for generation (None: every core; a long prompt's prefill wants them).
+    search_threads: int = 1
+    generate_threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,15 +91,25 @@ class Answer:
         return asdict(self)
 
 
-class Answerer:
-    """Drafts answers from `index`'s passages with `generator` (None: the reader's span is the
-    answer) and, optionally, the `reader`'s evidence."""
+@dataclass(frozen=True)
+class Delta:
+    """A piece of the answer's text, as the generator writes it."""
 
-    def __init__(self, index: Index, generator: Generator | None, config: AnswerConfig | None = None,
+    text: str
+
+
+Event = Delta | Answer  # what a stream yields: text pieces, then the final Answer (always last)
+
+
+class Answerer:
+    """Drafts answers from the passages `retriever` finds, with `generator` (None: the reader's
+    span is the answer) and, optionally, the `reader`'s evidence."""
+
+    def __init__(self, retriever: Retriever, generator: Generator | None, config: AnswerConfig | None = None,
                  reader: SpanReader | None = None) -> None:
         if generator is None and reader is None:
             raise ValueError("an Answerer needs a generator, a reader, or both")
-        self.index = index
+        self.retriever = retriever
         self.generator = generator
         self.config = config or AnswerConfig()
         self.reader = reader
@@ -114,23 +126,24 @@ class Answerer:
         """`ask` over passages found elsewhere (see `stream_over`)."""
         return final(self.stream_over(question, hits, gate=gate))
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
+    def stream(self, question: str) -> Iterator[Event]:
         """Text pieces of the answer, then the finished Answer."""
         if not question.strip():
             raise ValueError("the question is empty")
         start = time.perf_counter()
-        hits = self.index.search(question, self.config.k, self.config.mode, rerank=self.config.rerank)
+        threads.use(self.config.search_threads)
+        hits = self.retriever.search(question, self.config.k)
         yield from self.stream_over(question, hits, start)
 
     def stream_over(self, question: str, hits: list[Hit], start: float | None = None,
-                    gate: bool = True) -> Iterator[str | Answer]:
+                    gate: bool = True) -> Iterator[Event]:
         """`stream` over passages found elsewhere (an evaluation's gold passages, say): abstain if
         `gate` and none is relevant enough, else read, prompt, generate and parse. `start`: when
         retrieval began, for the timings."""
         start = time.perf_counter() if start is None else start
         timings = {"retrieve_s": time.perf_counter() - start}
         if gate and not self._relevant(hits):
-            yield prompt.ABSTAIN
+            yield Delta(prompt.ABSTAIN)
             yield self._finish(question, prompt.ABSTAIN, NO_PASSAGES, prompt.Prompt([], [], hits, 0), [], timings,
                                start)
             return
@@ -139,32 +152,31 @@ class Answerer:
         evidence = [_evidence(s, hits[s.passage]) for s in spans]
         if self.reader is not None and self.config.min_margin is not None and (
                 not spans or spans[0].margin < self.config.min_margin):
-            yield prompt.ABSTAIN
+            yield Delta(prompt.ABSTAIN)
             yield self._finish(question, prompt.ABSTAIN, READER_NO_ANSWER, prompt.Prompt([], shown, [], 0), evidence,
                                timings, start)
             return
         if self.generator is None:
             text = f"{evidence[0].text} [{evidence[0].marker}]." if evidence else prompt.ABSTAIN
             timings["first_token_s"] = time.perf_counter() - start
-            yield text
+            yield Delta(text)
             built = prompt.Prompt([], shown, [], 0)
         else:
             hint = prompt.Hint(spans[0].passage, spans[0].text) if spans and self.config.evidence_hint else None
             budget = self.generator.context_tokens - self.config.sampling.max_new_tokens
             built = prompt.build(question, shown, self.generator.count_tokens, budget, hint)
+            threads.use(self.config.generate_threads or threads.available())
             pieces = []
             for piece in self.generator.stream(built.messages, self.config.sampling):
                 timings.setdefault("first_token_s", time.perf_counter() - start)
                 pieces.append(piece)
-                yield piece
+                yield Delta(piece)
             text = "".join(pieces).strip()
         reason = MODEL_ABSTAINED if _is_abstention(text) else None
         yield self._finish(question, text, reason, built, evidence, timings, start)
 
     def _relevant(self, hits: list[Hit]) -> bool:
         threshold = self.config.min_dense_score
-        if threshold is None:
-            threshold = ABSTAIN_BELOW.get(self.index.snapshot().meta.embedder)
         if not hits:
             return False
         if threshold is None:
@@ -176,6 +188,7 @@ class Answerer:
         if self.reader is None:
             return []
         began = time.perf_counter()
+        threads.use(self.config.search_threads)
         spans = self.reader.read_hits(question, hits, top=len(hits))
         timings["read_s"] = time.perf_counter() - began
         return [s for n, s in enumerate(spans) if all(o.passage != s.passage for o in spans[:n])]
@@ -215,7 +228,7 @@ def _is_abstention(text: str) -> bool:
     return norm(text).startswith(norm(prompt.ABSTAIN)) or not norm(text)
 
 
-def final(items: Iterator[str | Answer]) -> Answer:
+def final(items: Iterator[Event]) -> Answer:
     """The Answer that ends a stream."""
     *_, answer = items
     assert isinstance(answer, Answer)

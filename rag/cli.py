@@ -15,8 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rag import verify
-from rag.answer import Answer, AnswerConfig
+from rag import threads, verify
+from rag.answer import Answer, AnswerConfig, Delta, Event
 from rag.evaluation.answers import FORMATS as ANSWER_FORMATS
 from rag.evaluation.generator import SETTINGS, SYSTEMS
 from rag.fsutil import atomic_write_text, read_jsonl
@@ -29,10 +29,11 @@ from rag.ingest.pipeline import ENGINES
 from rag.ingest.sandbox import DEFAULT_TIMEOUT_S, ParseLimits
 from rag.ingest.work import IngestReport
 from rag.models import ModelNotFoundError
-from rag.pipeline import REASONS
+from rag.pipeline import REASONS, Pipeline
 from rag.reader import Reader
 from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N
 from rag.retrieve import MODES, FusionConfig, Hit
+from rag.settings import Settings
 from rag.store import StoreError
 from rag.training.generator import FinetuneConfig
 from rag.vectors import POLICIES
@@ -52,8 +53,9 @@ def display_path(path: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Question answering over your own documents.")
     sub = parser.add_subparsers(dest="command", required=True)
+    env = Settings.from_env()
     index_help = f"index folder (default: $RAG_INDEX or {DEFAULT_INDEX})"
-    default_index = os.environ.get("RAG_INDEX", str(DEFAULT_INDEX))
+    default_index = env.index or str(DEFAULT_INDEX)
 
     ingest = sub.add_parser("ingest", help="index files and folders; only new or changed files are embedded")
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -92,10 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, default=AnswerConfig.k, help="passages shown to the model (default 5)")
     ask.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
     ask.add_argument("--rerank", action="store_true", help="rerank the retrieved passages first")
-    ask.add_argument("--generator", default=os.environ.get("RAG_GENERATOR", DEFAULT_GENERATOR),
+    ask.add_argument("--generator", default=env.generator or DEFAULT_GENERATOR,
                      help=f"model: packaged name, .gguf file, folder or hub id (default {DEFAULT_GENERATOR}); "
                           "with --server, the server's model name")
-    ask.add_argument("--server", default=os.environ.get("RAG_SERVER"),
+    ask.add_argument("--server", default=env.server,
                      help="base URL of an OpenAI-compatible server, e.g. http://gpu-host:8000/v1 ($RAG_SERVER)")
     _adapter_options(ask)
     ask.add_argument("--context-tokens", type=int,
@@ -143,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--systems", nargs="+", choices=SYSTEMS, default=["generator", "reader", "pipeline"],
                      help="base: the bare generator; generator: with its adapter, no reader; reader: the reader's "
                           "span alone; pipeline: reader, generator, verifier and decision (default: the last three)")
-    gen.add_argument("--generator", default=os.environ.get("RAG_GENERATOR", DEFAULT_GENERATOR),
+    gen.add_argument("--generator", default=env.generator or DEFAULT_GENERATOR,
                      help=f"in-process model (default {DEFAULT_GENERATOR})")
     gen.add_argument("--adapter", default=SHIPPED, help="adapter folder (default: the shipped one)")
     _reader_options(gen)
@@ -166,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="index to ask over, or 'build' to index the SQuAD dataset's paragraphs (under --cache)")
     answers.add_argument("--limit", type=int, help="SQuAD: whole articles up to N questions; JSON lines: first N")
     answers.add_argument("--cache", type=Path, help="with --index build: keep the documents and index here")
-    answers.add_argument("--generator", default=os.environ.get("RAG_GENERATOR", DEFAULT_GENERATOR))
+    answers.add_argument("--generator", default=env.generator or DEFAULT_GENERATOR)
     _adapter_options(answers)
     answers.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
     answers.add_argument("--strict", action="store_true", help="drop unsupported sentences, as rag ask --strict")
@@ -231,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", help="open the web UI (Streamlit) on http://127.0.0.1:8501")
     ui.add_argument("--index", default=default_index, help=index_help)
-    ui.add_argument("--corpus", type=Path, default=Path(os.environ.get("RAG_CORPUS", "corpus")),
+    ui.add_argument("--corpus", type=Path, default=Path(env.corpus or "corpus"),
                     help="folder that uploads go into and rebuilds index ($RAG_CORPUS, default corpus)")
     ui.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=8501)
@@ -243,7 +245,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _adapter_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--adapter", default=os.environ.get("RAG_ADAPTER", SHIPPED),
+    parser.add_argument("--adapter", default=Settings.from_env().adapter or SHIPPED,
                         help="LoRA adapter folder from rag finetune ($RAG_ADAPTER; default: the project's "
                              "fine-tuned adapter for the default generator)")
     parser.add_argument("--no-adapter", dest="adapter", action="store_const", const=None,
@@ -263,14 +265,14 @@ def _crossencoder_training_options(parser: argparse.ArgumentParser, kind: str, h
 
 def _verifier_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
-    parser.add_argument("--strict", action="store_true", default=os.environ.get("RAG_STRICT", "") not in ("", "0"),
+    parser.add_argument("--strict", action="store_true", default=Settings.from_env().strict,
                         help="drop sentences the verifier finds unsupported; abstain if none is left ($RAG_STRICT)")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip checking each sentence against its passages")
 
 
 def _reader_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reader", type=Path, default=os.environ.get("RAG_READER") or None,
+    parser.add_argument("--reader", type=Path, default=Settings.from_env().reader,
                         help="folder from rag train reader ($RAG_READER; default: the shipped one)")
     parser.add_argument("--no-reader", dest="use_reader", action="store_false",
                         help="no extractive reader: the generator alone finds, cites and decides")
@@ -348,6 +350,7 @@ def _print_report(report: IngestReport, index: str) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     fusion = FusionConfig(rrf_k=args.rrf_k, dense_weight=args.dense_weight, bm25_weight=args.bm25_weight)
+    threads.use(1)  # one thread answers a single query fastest on small machines (benchmarks/search.py)
     with Index(args.index, fusion=fusion, reranker=args.reranker, rerank_top_n=args.rerank_top_n) as index:
         if args.query is not None:
             _show_hits(index.search(args.query, args.k, args.mode, rerank=args.rerank), args.json)
@@ -393,16 +396,15 @@ def _show_hits(hits: list[Hit], as_json: bool) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag import pipeline
     from rag.generate import backends
 
-    generator = None if args.extractive else backends.make(args.generator, args.server, os.environ.get("RAG_API_KEY"),
+    generator = None if args.extractive else backends.make(args.generator, args.server, Settings.from_env().api_key,
                                                            args.context_tokens, args.adapter)
-    config = AnswerConfig(k=args.k, mode=args.mode, rerank=args.rerank, passage_chars=args.passage_chars or None,
+    config = AnswerConfig(k=args.k, passage_chars=args.passage_chars or None,
                           sampling=Sampling(max_new_tokens=args.max_new_tokens))
     checker = verify.load(args.verifier) if args.verify else None
     with Index(args.index) as index:
-        answers = pipeline.make(index, generator, config, _reader(args), checker, args.strict)
+        answers = Pipeline.build(index, generator, config, _reader(args), checker, args.strict, args.mode, args.rerank)
 
         def handle(question: str) -> None:
             _answer(answers.stream(question), args.json)
@@ -415,13 +417,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return _prompt_loop("ask> ", handle)
 
 
-def _answer(stream: Iterator[str | Answer], as_json: bool) -> None:
+def _answer(stream: Iterator[Event], as_json: bool) -> None:
     """Stream the answer to the terminal and list its sources, or print it as one JSON object."""
-    for item in stream:
-        if isinstance(item, Answer):
-            answer = item
-        elif not as_json:
-            print(item, end="", flush=True)
+    for event in stream:
+        match event:
+            case Delta(text=text) if not as_json:
+                print(text, end="", flush=True)
+            case Answer():
+                answer = event
     if as_json:
         _print_json(answer.to_json() | {"retrieved": [_hit_json(h) for h in answer.retrieved],
                                         "dropped": [_hit_json(h) for h in answer.dropped],
@@ -542,16 +545,15 @@ def _eval_generator(args: argparse.Namespace) -> int:
 
 def _systems(args: argparse.Namespace, index: Index) -> dict[str, Any]:
     """The answering systems `rag eval generator` compares, by name (see its --systems help)."""
-    from rag import pipeline
     from rag.generate import backends
 
     config = AnswerConfig(k=args.k, sampling=Sampling(max_new_tokens=args.max_new_tokens))
     reader = _reader(args) if {"reader", "pipeline"} & set(args.systems) else None
     make = {
-        "base": lambda: pipeline.make(index, backends.make(args.generator, adapter=None), config),
-        "generator": lambda: pipeline.make(index, backends.make(args.generator, adapter=args.adapter), config),
-        "reader": lambda: pipeline.make(index, None, config, reader),
-        "pipeline": lambda: pipeline.make(index, backends.make(args.generator, adapter=args.adapter), config, reader,
+        "base": lambda: Pipeline.build(index, backends.make(args.generator, adapter=None), config),
+        "generator": lambda: Pipeline.build(index, backends.make(args.generator, adapter=args.adapter), config),
+        "reader": lambda: Pipeline.build(index, None, config, reader),
+        "pipeline": lambda: Pipeline.build(index, backends.make(args.generator, adapter=args.adapter), config, reader,
                                           verify.load(args.verifier)),
     }
     return {name: make[name]() for name in args.systems}
@@ -562,7 +564,6 @@ def _eval_answers(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from rag import pipeline
     from rag.evaluation import answers as ea
     from rag.evaluation import retrieval as ev
     from rag.generate import backends
@@ -591,7 +592,7 @@ def _eval_answers(args: argparse.Namespace) -> int:
             index = stack.enter_context(ev.build_index(dataset, work)[0])
         else:
             index = stack.enter_context(Index(args.index))
-        answers = pipeline.make(index, generator, AnswerConfig(k=args.k), _reader(args), checker, args.strict)
+        answers = Pipeline.build(index, generator, AnswerConfig(k=args.k), _reader(args), checker, args.strict)
         print(f"{len(questions)} questions over {args.index} with {answers.name}, verifier {checker.name}",
               file=sys.stderr)
         with tqdm(total=len(questions), desc="answer", unit="question", disable=None) as bar:

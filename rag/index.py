@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag import threads
 from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import ingest
@@ -81,14 +80,16 @@ class Index:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", n_threads: int = 1,
-               rerank: bool = False) -> list[Hit]:
-        """The k best chunks for `query` by `mode` (dense, bm25 or hybrid), reranked if asked. One
-        thread is fastest for a single query on small machines (benchmarks/search.py); batch work
-        may pass more."""
-        retriever = self.retriever(mode, rerank)
-        threads.use(n_threads)
-        return retriever.search(query, k)
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", rerank: bool = False) -> list[Hit]:
+        """The k best chunks for `query` by `mode` (dense, bm25 or hybrid), reranked if asked. Thread
+        counts are the caller's choice (rag.threads; one is fastest for a single query on small
+        machines, benchmarks/search.py), never changed here."""
+        return self.retriever(mode, rerank).search(query, k)
+
+    def live(self, mode: str = "hybrid", rerank: bool = False) -> IndexRetriever:
+        """A retriever that searches the latest published snapshot on every call (for a pipeline
+        built once and asked after later ingests)."""
+        return IndexRetriever(self, mode, rerank)
 
     def retriever(self, mode: str = "hybrid", rerank: bool = False) -> Retriever:
         """A retriever over the current snapshot; BM25 alone never loads the embedding model."""
@@ -153,3 +154,20 @@ class Index:
             arg = self._embedder_arg
             self._embedder = SentenceTransformerEmbedder(arg or default) if arg is None or isinstance(arg, str) else arg
         return self._embedder
+
+
+@dataclass(frozen=True)
+class IndexRetriever:
+    """`Index.live`: the Retriever protocol over an index's latest snapshot."""
+
+    index: Index
+    mode: str = "hybrid"
+    rerank: bool = False
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        return self.index.search(query, k, self.mode, self.rerank)
+
+    @property
+    def embedder(self) -> str:
+        """The name of the embedder the index was built with (its dense scores' scale)."""
+        return self.index.snapshot().meta.embedder

@@ -28,7 +28,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from rag import verify
 from rag.answer import (
+    ABSTAIN_BELOW,
     GENERATOR,
     MODEL_ABSTAINED,
     NO_PASSAGES,
@@ -37,14 +39,16 @@ from rag.answer import (
     Answer,
     AnswerConfig,
     Answerer,
+    Event,
     Evidence,
     final,
 )
+from rag.generate import backends
 from rag.generate import citations as cites
 from rag.generate.backends import Generator
 from rag.generate.prompt import ABSTAIN
 from rag.index import Index
-from rag.reader import SpanReader
+from rag.reader import Reader, SpanReader
 from rag.retrieve import Hit
 from rag.verify import UNSUPPORTED_ANSWER, Verifier, check, claim
 
@@ -63,15 +67,6 @@ class Policy:
 
 
 
-def make(index: Index, generator: Generator | None, config: AnswerConfig | None = None,
-         reader: SpanReader | None = None, verifier: Verifier | None = None, strict: bool = False) -> Pipeline:
-    """The pipeline `rag ask`, the web UI and the evaluations use: with a reader, its calibrated policy."""
-    policy = Policy(**reader.policy) if reader is not None else None
-    if policy is not None:
-        config = replace(config or AnswerConfig(), min_margin=policy.keep_margin)
-    return Pipeline(Answerer(index, generator, config, reader), verifier, policy, strict)
-
-
 class Pipeline:
     """`answerer`'s drafts, checked by `verifier` (None: unchecked) and decided by `policy`
     (None: the draft as it is, which is how a generator without a reader answers)."""
@@ -83,6 +78,27 @@ class Pipeline:
         self.policy = policy
         self.strict = strict
 
+    @classmethod
+    def default(cls, index: Index, strict: bool = False) -> Pipeline:
+        """The project's shipped generator (with its adapter), reader and verifier over `index`."""
+        return cls.build(index, backends.make(), reader=Reader(), verifier=verify.load(), strict=strict)
+
+    @classmethod
+    def build(cls, index: Index, generator: Generator | None, config: AnswerConfig | None = None,
+              reader: SpanReader | None = None, verifier: Verifier | None = None, strict: bool = False,
+              mode: str = "hybrid", rerank: bool = False) -> Pipeline:
+        """The pipeline `rag ask`, the web UI and the evaluations use: `index` searched by `mode`
+        (reranked if asked), the relevance gate calibrated for its embedder, and, with a reader,
+        the reader's calibrated policy."""
+        retriever = index.live(mode, rerank)
+        config = config or AnswerConfig()
+        if config.min_dense_score is None:
+            config = replace(config, min_dense_score=ABSTAIN_BELOW.get(retriever.embedder))
+        policy = Policy(**reader.policy) if reader is not None else None
+        if policy is not None:
+            config = replace(config, min_margin=policy.keep_margin)
+        return cls(Answerer(retriever, generator, config, reader), verifier, policy, strict)
+
     @property
     def name(self) -> str:
         return self.answerer.name
@@ -93,12 +109,12 @@ class Pipeline:
     def ask_over(self, question: str, hits: list[Hit], gate: bool = True) -> Answer:
         return final(self.stream_over(question, hits, gate))
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
+    def stream(self, question: str) -> Iterator[Event]:
         """The draft's text pieces as they come, then the final Answer (whose text may differ
         from the draft's: a span in its place, or an abstention)."""
         yield from self._finished(self.answerer.stream(question))
 
-    def stream_over(self, question: str, hits: list[Hit], gate: bool = True) -> Iterator[str | Answer]:
+    def stream_over(self, question: str, hits: list[Hit], gate: bool = True) -> Iterator[Event]:
         yield from self._finished(self.answerer.stream_over(question, hits, gate=gate))
 
     def finish(self, answer: Answer) -> Answer:
@@ -109,7 +125,7 @@ class Pipeline:
             answer = decide(answer, self.verifier, self.policy)
         return answer
 
-    def _finished(self, items: Iterator[str | Answer]) -> Iterator[str | Answer]:
+    def _finished(self, items: Iterator[Event]) -> Iterator[Event]:
         for item in items:
             yield self.finish(item) if isinstance(item, Answer) else item
 

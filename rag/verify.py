@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -135,13 +135,6 @@ def check(answer: Answer, verifier: Verifier, strict: bool = False) -> Answer:
     checked = replace(answer, sentences=sentences, citations=cites.cite(sentences, answer.retrieved),
                       faithfulness=faithfulness, timings=timings)
     return _strict(checked) if strict else checked
-
-
-def stream(items: Iterator[str | Answer], verifier: Verifier, strict: bool = False) -> Iterator[str | Answer]:
-    """An answer stream (Answerer.stream) whose final Answer is checked. Text pieces pass through
-    as they come: in strict mode the final Answer's text is what remains after dropping."""
-    for item in items:
-        yield check(item, verifier, strict) if isinstance(item, Answer) else item
 
 
 def _judge(sentence: cites.Sentence, row: list[float], threshold: float) -> cites.Sentence:

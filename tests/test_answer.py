@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from rag import Index
-from rag.answer import MODEL_ABSTAINED, NO_PASSAGES, Answer, AnswerConfig, Answerer
+from rag.answer import ABSTAIN_BELOW, MODEL_ABSTAINED, NO_PASSAGES, Answer, AnswerConfig, Answerer, Delta
 from rag.generate.backends import Sampling
 from rag.generate.prompt import ABSTAIN
+from rag.pipeline import Pipeline
 from tests.conftest import FakeEmbedder, Scripted
 
 
@@ -35,8 +36,8 @@ def test_answer_cites_passages_with_quotes(index: Index) -> None:
 
 def test_stream_yields_pieces_then_the_answer(index: Index) -> None:
     items = list(Answerer(index, Scripted("Lighthouses guide ships [1].")).stream("lighthouse"))
-    assert all(isinstance(i, str) for i in items[:-1]) and isinstance(items[-1], Answer)
-    assert "".join(str(i) for i in items[:-1]).strip() == items[-1].answer
+    assert all(isinstance(i, Delta) for i in items[:-1]) and isinstance(items[-1], Answer)
+    assert "".join(i.text for i in items[:-1] if isinstance(i, Delta)).strip() == items[-1].answer
 
 
 def test_model_abstention_is_recognised(index: Index) -> None:
@@ -69,7 +70,8 @@ def test_calibrated_threshold_applies_to_the_embedder_it_was_calibrated_for(tmp_
                                                                             tokenizer: object) -> None:
     index = Index(tmp_path / "idx", embedder=FakeEmbedder(tokenizer, name="all-MiniLM-L6-v2"))
     index.ingest([corpus], progress=False)
-    answerer = Answerer(index, Scripted("Lighthouses guide ships [1]."))
+    answerer = Pipeline.build(index, Scripted("Lighthouses guide ships [1].")).answerer
+    assert answerer.config.min_dense_score == ABSTAIN_BELOW["all-MiniLM-L6-v2"]
     assert answerer.ask("xylophone quartz zeppelin").abstain_reason == NO_PASSAGES  # cosine 0 with every chunk
     assert answerer.ask("Skerry Point lighthouse keeper").abstain_reason == NO_PASSAGES  # fake cosine 0.29
     passage = index.search("Skerry Point lighthouse keeper", 1, mode="dense")[0].text

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rag import Index, pipeline, verify
+from rag import Index, verify
+from rag.pipeline import Pipeline
 from rag.reader import Reader
 from tests.conftest import REPO
 
@@ -53,7 +54,7 @@ def test_demo_corpus_builds_answers_and_updates_incrementally(tmp_path: Path, re
 def answers_questions(index: Index, generator: object) -> None:
     """The shipped reader, generator and verifier: a right, cited answer, and an honest abstention that
     still shows what was found."""
-    answers = pipeline.make(index, generator, reader=Reader(), verifier=verify.load())  # type: ignore[arg-type]
+    answers = Pipeline.build(index, generator, reader=Reader(), verifier=verify.load())  # type: ignore[arg-type]
     right = answers.ask("How much can I transfer out per day from a Diamond Elite Savings Account?")
     assert not right.abstained and "$500,000" in right.answer, right
     cited = right.retrieved[right.sentences[0].citations[0] - 1]

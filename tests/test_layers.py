@@ -13,7 +13,7 @@ PACKAGE = Path(rag.__file__).parent
 
 # Lowest first: loaders -> chunker -> embedder -> store -> retriever -> reader/generator -> verifier -> clients.
 LAYERS: list[tuple[str, ...]] = [
-    ("rag.fsutil", "rag.models", "rag.threads", "rag.metrics", "rag.bounds", "rag.lexical"),
+    ("rag.fsutil", "rag.models", "rag.threads", "rag.metrics", "rag.bounds", "rag.lexical", "rag.settings"),
     ("rag.ingest.loaders", "rag.ingest.sandbox", "rag.ingest.scan"),
     ("rag.ingest.chunker",),
     ("rag.embed", "rag.crossencoder"),

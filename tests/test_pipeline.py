@@ -11,9 +11,18 @@ from typing import Any
 import pytest
 
 from rag import Index
-from rag.answer import GENERATOR, MODEL_ABSTAINED, NO_PASSAGES, READER, READER_NO_ANSWER, AnswerConfig, Answerer
+from rag.answer import (
+    ABSTAIN_BELOW,
+    GENERATOR,
+    MODEL_ABSTAINED,
+    NO_PASSAGES,
+    READER,
+    READER_NO_ANSWER,
+    AnswerConfig,
+    Answerer,
+)
 from rag.generate.prompt import ABSTAIN
-from rag.pipeline import Pipeline, Policy, make
+from rag.pipeline import Pipeline, Policy
 from rag.reader import Span
 from rag.retrieve import Hit
 from rag.verify import UNSUPPORTED_ANSWER
@@ -145,15 +154,15 @@ def test_an_answerer_needs_a_generator_or_a_reader(index: Index) -> None:
 
 def test_made_pipelines_skip_generation_when_the_reader_finds_nothing(index: Index) -> None:
     generator = Scripted("never used")
-    weak = make(index, generator, AnswerConfig(k=4), FakeReader("1846", -3.0), KeywordVerifier())
+    weak = Pipeline.build(index, generator, AnswerConfig(k=4), FakeReader("1846", -3.0), KeywordVerifier())
     answer = weak.ask(QUESTION)
     assert answer.abstain_reason == READER_NO_ANSWER and generator.prompts == []
     assert answer.evidence and answer.retrieved  # what was found is still there to show
-    strong = make(index, generator, AnswerConfig(k=4), FakeReader("1846", 5.0), KeywordVerifier())
+    strong = Pipeline.build(index, generator, AnswerConfig(k=4), FakeReader("1846", 5.0), KeywordVerifier())
     assert strong.answerer.config.min_margin == strong.policy.keep_margin  # type: ignore[union-attr]
     strict = FakeReader("1846", 5.0)
     strict.policy = {"keep_margin": 6.0, "span_margin": 6.0}  # the reader's own calibration rules
-    assert make(index, generator, AnswerConfig(k=4), strict).ask(QUESTION).abstain_reason == READER_NO_ANSWER
+    assert Pipeline.build(index, generator, AnswerConfig(k=4), strict).ask(QUESTION).abstain_reason == READER_NO_ANSWER
     assert generator.prompts == []
 
 
@@ -161,3 +170,27 @@ def test_the_evidence_line_can_be_left_out(index: Index) -> None:
     generator = Scripted("1846 [1].")
     Answerer(index, generator, AnswerConfig(k=4, evidence_hint=False), FakeReader("1846", 5.0)).ask(QUESTION)
     assert "Evidence:" not in generator.prompts[0][1]["content"]
+
+
+def test_a_pipeline_built_once_answers_from_what_is_ingested_later(index: Index, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ABSTAIN_BELOW, "fake-hash", 0.05)  # the gate, as calibrated for the index's embedder
+    answers = Pipeline.build(index, None, AnswerConfig(k=4), FakeReader("Zanzibar", 5.0))
+    assert answers.answerer.config.min_dense_score == 0.05
+    assert answers.ask("Which island exported cloves?").abstained
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "cloves.txt").write_text("Cloves were exported from Zanzibar for centuries.")
+    index.ingest([tmp_path / "new"], progress=False)
+    answer = answers.ask("Which island exported cloves?")
+    assert answer.answered_by == READER and answer.answer.startswith("Zanzibar [")
+
+
+def test_the_public_api_is_one_import() -> None:
+    import rag
+
+    for name in rag.__all__:
+        assert getattr(rag, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        rag.Nothing  # noqa: B018
+    from rag import Delta, Pipeline  # noqa: F401  # what the README's ten lines use
+    assert callable(Pipeline.default)

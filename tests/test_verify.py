@@ -90,12 +90,6 @@ def test_abstentions_are_not_checked() -> None:
     assert verify.check(abstained, fake) is abstained and fake.calls == []
 
 
-def test_stream_passes_pieces_through_and_checks_the_final_answer() -> None:
-    final = answer("Bees live in hives [1].", PASSAGES)
-    items = list(verify.stream(iter(["Bees ", "live", final]), KeywordVerifier()))
-    assert items[:2] == ["Bees ", "live"] and isinstance(items[2], Answer) and items[2].faithfulness == 1.0
-
-
 def test_token_overlap_baseline() -> None:
     overlap = verify.OverlapVerifier()
     assert overlap.scores([("Bees live in hives.", "bees hives"), ("Bees live in hives.", "cows hives"),

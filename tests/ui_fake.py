@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag import verify
-from rag.answer import READER_NO_ANSWER, Answer
+from rag.answer import READER_NO_ANSWER, Answer, Delta, Event
 from rag.generate.prompt import ABSTAIN
 from rag.ingest.work import IngestReport
 from rag.ui import service as services
@@ -20,20 +20,20 @@ from tests.test_verify import PASSAGES, KeywordVerifier, answer, hit
 class FakeService:
     def __init__(self, corpus: Path) -> None:
         self.corpus = corpus
-        self.asked: list[tuple[str, services.Settings]] = []
+        self.asked: list[tuple[str, services.AskOptions]] = []
         self.rebuilds = 0
         self.indexed: set[str] = set()
 
-    def ask(self, question: str, settings: services.Settings) -> Iterator[str | Answer]:
+    def ask(self, question: str, settings: services.AskOptions) -> Iterator[Event]:
         self.asked.append((question, settings))
         if "unknown" in question:
-            yield ABSTAIN
+            yield Delta(ABSTAIN)
             yield Answer(question, ABSTAIN, True, READER_NO_ANSWER, [], [], [hit(1, PASSAGES[0]), hit(2, PASSAGES[1])],
                          [], 0, "fake", 0, {})
             return
         text = "Bees live in hives [1]. Ants live in nests [3]. <b>Bold</b> [2]."
         for word in text.split(" "):
-            yield word + " "
+            yield Delta(word + " ")
         yield verify.check(answer(text, PASSAGES), KeywordVerifier(), settings.strict)
 
     def files(self) -> list[services.FileRow]:

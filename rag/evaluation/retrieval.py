@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rag import metrics
+from rag import metrics, threads
 from rag.embed import Embedder
 from rag.fsutil import read_jsonl
 from rag.index import Index
@@ -152,6 +152,7 @@ def evaluate(index: Index, by_path: dict[str, str], dataset: Dataset, modes: lis
     """{mode: {metric: mean over queries, plus latency_p50_ms and latency_p95_ms}}.
     A mode is dense, bm25 or hybrid, optionally followed by "+rerank"."""
     results = {}
+    threads.use(n_threads)
     for mode in modes:
         first, _, rerank = mode.partition("+")
         if rerank not in ("", "rerank"):
@@ -161,8 +162,7 @@ def evaluate(index: Index, by_path: dict[str, str], dataset: Dataset, modes: lis
         latencies = []
         for qid, text in tqdm(dataset.queries.items(), desc=mode, unit="query", disable=_disabled(progress)):
             start = time.perf_counter()
-            hits = index.search(text, k=CHUNKS_PER_DOC * max(CUTOFFS), mode=first, n_threads=n_threads,
-                                rerank=bool(rerank))
+            hits = index.search(text, k=CHUNKS_PER_DOC * max(CUTOFFS), mode=first, rerank=bool(rerank))
             latencies.append(time.perf_counter() - start)
             ranked = list(dict.fromkeys(by_path[h.source] for h in hits if h.source in by_path))
             for name, value in score_query(ranked, dataset.qrels[qid]).items():

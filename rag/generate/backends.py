@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag import models, threads
+from rag import models
 from rag.generate import decoding, weights
 
 Messages = list[dict[str, str]]
@@ -116,8 +116,6 @@ class TransformersGenerator:
     def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
         from transformers import TextIteratorStreamer
 
-        if self.device == "cpu":
-            threads.use(threads.available())  # retrieval left one thread; a long prompt's prefill wants every core
         inputs = self._encode(messages).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "streamer": streamer,

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from rag import models
+from rag.settings import Settings
 
 DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def shipped_adapter(name: str) -> Path | None:
 
 def cache_root() -> Path:
     """$RAG_CACHE, else ~/.cache/rag."""
-    return Path(os.environ.get("RAG_CACHE") or Path.home() / ".cache" / "rag")
+    return Path(Settings.from_env().cache or Path.home() / ".cache" / "rag")
 
 
 def resolve(name: str) -> Path:

@@ -14,9 +14,10 @@ from typing import Any
 
 import streamlit as st
 
-from rag.answer import READER, Answer
+from rag.answer import READER, Answer, Delta
 from rag.pipeline import REASONS
 from rag.retrieve import MODES
+from rag.settings import Settings
 from rag.ui import service as services
 from rag.ui.uploads import ALLOWED, UploadError
 
@@ -45,20 +46,22 @@ def highlight(text: str, start: int, end: int) -> str:
             f"{inert(text[end:])}</div>")
 
 
-def sidebar() -> services.Settings:
+def sidebar() -> services.AskOptions:
+    start = services.AskOptions.from_settings(Settings.from_env())
     st.sidebar.header("Settings")
     mode = st.sidebar.selectbox("Retrieval", MODES, index=MODES.index("hybrid"), key="mode")
-    k = st.sidebar.slider("Passages (k)", 1, 10, services.Settings.k, key="k")
-    strict = st.sidebar.toggle("Strict faithfulness", key="strict",
+    k = st.sidebar.slider("Passages (k)", 1, 10, start.k, key="k")
+    strict = st.sidebar.toggle("Strict faithfulness", start.strict, key="strict",
                                help="Drop sentences the verifier finds unsupported; abstain if none is left.")
-    backend = st.sidebar.radio("Generator", ["In process", "OpenAI-compatible server"], key="backend")
-    server = st.sidebar.text_input("Server URL", "http://localhost:8000/v1", key="server") \
+    backend = st.sidebar.radio("Generator", ["In process", "OpenAI-compatible server"], index=int(bool(start.server)),
+                               key="backend")
+    server = st.sidebar.text_input("Server URL", start.server or "http://localhost:8000/v1", key="server") \
         if backend != "In process" else ""
-    generator = st.sidebar.text_input("Model", services.Settings.generator, key="generator")
-    return services.Settings(mode=mode, k=k, strict=strict, server=server, generator=generator)
+    generator = st.sidebar.text_input("Model", start.generator, key="generator")
+    return services.AskOptions(mode=mode, k=k, strict=strict, server=server, generator=generator)
 
 
-def ask_page(service: services.Service, settings: services.Settings) -> None:
+def ask_page(service: services.Service, settings: services.AskOptions) -> None:
     st.title("Ask your documents")
     history: list[dict[str, Any]] = st.session_state.setdefault("history", [])
     for turn, message in enumerate(history):
@@ -77,11 +80,12 @@ def ask_page(service: services.Service, settings: services.Settings) -> None:
         final: list[Answer] = []
 
         def pieces() -> Any:
-            for item in service.ask(question, settings):
-                if isinstance(item, Answer):
-                    final.append(item)
-                else:
-                    yield item
+            for event in service.ask(question, settings):
+                match event:
+                    case Delta(text=text):
+                        yield text
+                    case Answer():
+                        final.append(event)
 
         try:
             st.write_stream(pieces())

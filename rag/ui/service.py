@@ -10,7 +10,6 @@ once would each take twice as long anyway.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,21 +17,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag import pipeline, verify
-from rag.answer import Answer, AnswerConfig
+from rag import verify
+from rag.answer import AnswerConfig, Event
 from rag.generate import backends
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.work import IngestReport
+from rag.pipeline import Pipeline
 from rag.reader import Reader
 from rag.retrieve import MODES
+from rag.settings import Settings
 from rag.ui import uploads
 
 Progress = Callable[[int, int], None]  # (done, total)
 
 
 @dataclass(frozen=True)
-class Settings:
+class AskOptions:
     """Per-question choices from the sidebar (kept per browser session, never shared)."""
 
     mode: str = "hybrid"
@@ -40,6 +41,12 @@ class Settings:
     strict: bool = False
     server: str = ""  # empty: the generator in process; else an OpenAI-compatible base URL
     generator: str = DEFAULT_GENERATOR
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AskOptions:
+        """The sidebar's starting values: $RAG_GENERATOR, $RAG_SERVER and $RAG_STRICT, as `rag ask` takes them."""
+        return cls(strict=settings.strict, server=settings.server or "",
+                   generator=settings.generator or DEFAULT_GENERATOR)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class EvalResult:
 class Service(Protocol):
     corpus: Path
 
-    def ask(self, question: str, settings: Settings) -> Iterator[str | Answer]: ...
+    def ask(self, question: str, settings: AskOptions) -> Iterator[Event]: ...
 
     def files(self) -> list[FileRow]: ...
 
@@ -84,7 +91,8 @@ class LocalService:
     """The real pipeline over one index and one corpus folder."""
 
     def __init__(self, index: str | Path = DEFAULT_INDEX, corpus: str | Path = "corpus",
-                 reports: str | Path = "reports/ui") -> None:
+                 reports: str | Path = "reports/ui", settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
         self.index = Index(index)
         self.corpus = Path(corpus)
         self.reports = Path(reports)
@@ -93,7 +101,8 @@ class LocalService:
 
     @classmethod
     def from_env(cls) -> LocalService:
-        return cls(os.environ.get("RAG_INDEX", str(DEFAULT_INDEX)), os.environ.get("RAG_CORPUS", "corpus"))
+        settings = Settings.from_env()
+        return cls(settings.index or DEFAULT_INDEX, settings.corpus or "corpus", settings=settings)
 
     @cached_property
     def verifier(self) -> verify.Verifier:
@@ -101,20 +110,20 @@ class LocalService:
 
     @cached_property
     def reader(self) -> Reader:
-        return Reader(os.environ.get("RAG_READER") or None)
+        return Reader(self.settings.reader)
 
-    def generator(self, settings: Settings) -> backends.Generator:
+    def generator(self, settings: AskOptions) -> backends.Generator:
         key = (settings.server, settings.generator)
         if key not in self._generators:
-            self._generators[key] = backends.make(settings.generator, settings.server or None,
-                                                  os.environ.get("RAG_API_KEY"))
+            adapter = self.settings.adapter or backends.SHIPPED
+            self._generators[key] = backends.make(settings.generator, settings.server or None, self.settings.api_key,
+                                                  adapter=adapter)
         return self._generators[key]
 
-    def ask(self, question: str, settings: Settings) -> Iterator[str | Answer]:
+    def ask(self, question: str, settings: AskOptions) -> Iterator[Event]:
         with self.lock:
-            config = AnswerConfig(k=settings.k, mode=settings.mode)
-            answers = pipeline.make(self.index, self.generator(settings), config, self.reader, self.verifier,
-                                    settings.strict)
+            answers = Pipeline.build(self.index, self.generator(settings), AnswerConfig(k=settings.k), self.reader,
+                                     self.verifier, settings.strict, settings.mode)
             yield from answers.stream(question)
 
     def files(self) -> list[FileRow]:
@@ -168,11 +177,11 @@ class LocalService:
 
         problems: list[str] = []
         questions = ea.load_jsonl(dataset, problems)
-        settings = Settings()
+        settings = AskOptions()
         out = self.reports / dataset.stem
         ea.prepare(out, {"dataset": str(dataset), "index": str(self.index.path), "generator": settings.generator})
         with self.lock:
-            answers = pipeline.make(self.index, self.generator(settings), AnswerConfig(), self.reader, self.verifier)
+            answers = Pipeline.build(self.index, self.generator(settings), AnswerConfig(), self.reader, self.verifier)
             metrics = ea.evaluate(answers, questions, out, f"Answers: {dataset.name}",
                                   progress=_counter(progress, len(questions)))
         return EvalResult(metrics, out, problems)
@@ -205,7 +214,7 @@ def _counter(progress: Progress, total: int) -> Callable[[int], None]:
 
 def load(spec: str | None = None) -> Service:
     """The service named by `spec` or $RAG_UI_SERVICE ("module:factory"), else LocalService.from_env()."""
-    spec = spec or os.environ.get("RAG_UI_SERVICE")
+    spec = spec or Settings.from_env().ui_service
     if not spec:
         return LocalService.from_env()
     module, _, name = spec.partition(":")
