@@ -245,7 +245,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _adapter_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--adapter", default=Settings.from_env().adapter or SHIPPED,
+    parser.add_argument("--adapter", default=Settings.from_env().generator_adapter,
                         help="LoRA adapter folder from rag finetune ($RAG_ADAPTER; default: the project's "
                              "fine-tuned adapter for the default generator)")
     parser.add_argument("--no-adapter", dest="adapter", action="store_const", const=None,

@@ -7,7 +7,7 @@ default (the CLI shows it in --help).
 | RAG_INDEX | the index folder (default indexes/default) |
 | RAG_CORPUS | the folder the web UI uploads into and rebuilds from (default corpus) |
 | RAG_GENERATOR | the generator: packaged name, .gguf file, folder or hub id; with RAG_SERVER, the server's model |
-| RAG_ADAPTER | a LoRA adapter folder for the generator (default: the project's own) |
+| RAG_ADAPTER | a LoRA adapter folder for the generator (default: the project's own; `none`: the bare model) |
 | RAG_SERVER | base URL of an OpenAI-compatible server (vLLM, TGI, ...) that runs the generator |
 | RAG_API_KEY | that server's key |
 | RAG_READER | a reader folder from `rag train reader` (default: the shipped one) |
@@ -43,3 +43,8 @@ class Settings:
         values: dict[str, object] = {f.name: env.get(f"RAG_{f.name.upper()}") or None for f in fields(cls)}
         values["strict"] = values["strict"] not in (None, "0")
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def generator_adapter(self) -> str | None:
+        """RAG_ADAPTER as rag.generate.backends.make takes it: "shipped" when unset, None for "none"."""
+        return None if self.adapter == "none" else self.adapter or "shipped"

@@ -9,6 +9,7 @@ import pytest
 
 import rag
 from rag import cli
+from rag.generate.backends import SHIPPED
 from rag.settings import Settings
 from rag.ui.service import AskOptions
 
@@ -20,6 +21,8 @@ def test_settings_read_every_variable_and_treat_empty_as_unset() -> None:
     assert (settings.index, settings.generator, settings.server, settings.strict, settings.reader, settings.cache) == \
         ("idx", "model.gguf", "http://gpu:8000/v1", True, None, "/c")
     assert Settings.from_env({"RAG_STRICT": "0"}).strict is False and Settings.from_env({}) == Settings()
+    assert Settings().generator_adapter == SHIPPED and Settings(adapter="none").generator_adapter is None
+    assert Settings(adapter="my-adapter").generator_adapter == "my-adapter"
 
 
 def test_no_module_reads_a_rag_variable_itself() -> None:

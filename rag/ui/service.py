@@ -115,9 +115,8 @@ class LocalService:
     def generator(self, settings: AskOptions) -> backends.Generator:
         key = (settings.server, settings.generator)
         if key not in self._generators:
-            adapter = self.settings.adapter or backends.SHIPPED
             self._generators[key] = backends.make(settings.generator, settings.server or None, self.settings.api_key,
-                                                  adapter=adapter)
+                                                  adapter=self.settings.generator_adapter)
         return self._generators[key]
 
     def ask(self, question: str, settings: AskOptions) -> Iterator[Event]:
