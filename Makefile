@@ -69,10 +69,10 @@ torch:
 	esac
 
 lint: setup-dev
-	$(VENV)/bin/ruff check rag tests benchmarks
+	$(VENV)/bin/ruff check rag tests benchmarks ui
 
 typecheck: setup-dev
-	$(VENV)/bin/mypy rag tests benchmarks
+	$(VENV)/bin/mypy rag tests benchmarks ui
 
 pytest: setup-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

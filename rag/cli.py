@@ -692,18 +692,20 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Run `streamlit run rag/ui/app.py` in this process's place (exec: stopping `rag ui` stops the
-    server, no orphan is left), bound to `--address`."""
-    from rag.ui.uploads import MAX_UPLOAD_BYTES
-
-    env = os.environ | {"RAG_INDEX": str(args.index), "RAG_CORPUS": str(args.corpus)}
-    app = Path(__file__).parent / "ui" / "app.py"
+    """Run `streamlit run ui/app.py` from the checkout's root (where .streamlit/config.toml holds the
+    UI's Streamlit options) in this process's place (exec: stopping `rag ui` stops the server, no
+    orphan is left), bound to `--address`."""
+    root = Path(__file__).resolve().parent.parent
+    app = root / "ui" / "app.py"
+    if not app.is_file():
+        print(f"rag ui: no web UI at {app}: install the project from its checkout (pip install -e .)", file=sys.stderr)
+        return EXIT_ERROR
+    env = os.environ | {"RAG_INDEX": str(Path(args.index).resolve()), "RAG_CORPUS": str(args.corpus.resolve())}
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
-               "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2**20),
-               "--client.toolbarMode", "minimal"]  # a product, not a notebook: no "Deploy", no developer menu
+               "--server.port", str(args.port)]
     print(f"rag ui: http://{args.address}:{args.port} over {args.index} (corpus {args.corpus}); Ctrl-C stops",
           file=sys.stderr)
+    os.chdir(root)
     os.execve(sys.executable, command, env)
 
 

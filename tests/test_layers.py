@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rag.pipeline",),
     ("rag.training",),
     ("rag.evaluation",),
-    ("rag.cli", "rag.ui", "rag.__main__", "rag"),
+    ("rag.cli", "rag.service", "rag.uploads", "rag.__main__", "rag"),
 ]
 
 

@@ -10,8 +10,8 @@ import pytest
 import rag
 from rag import cli
 from rag.generate.backends import SHIPPED
+from rag.service import AskOptions
 from rag.settings import Settings
-from rag.ui.service import AskOptions
 
 
 def test_settings_read_every_variable_and_treat_empty_as_unset() -> None:

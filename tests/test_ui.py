@@ -10,10 +10,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from rag.ui import app, uploads
+from rag import uploads
 from tests import ui_fake
 
-APP = str(Path(app.__file__))
+APP = str(Path(__file__).parent.parent / "ui" / "app.py")
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_uploads_never_overwrite_and_respect_the_size_limit(tmp_path: Path) -> N
 def test_local_service_lists_files_shows_context_and_removes_only_corpus_files(tmp_path: Path, corpus: Path,
                                                                               fake: Any) -> None:
     from rag import Index
-    from rag.ui.service import LocalService
+    from rag.service import LocalService
 
     Index(tmp_path / "idx", embedder=fake).ingest([corpus], progress=False)
     local = LocalService(tmp_path / "idx", corpus)
@@ -162,3 +162,11 @@ def test_local_service_lists_files_shows_context_and_removes_only_corpus_files(t
         local.remove("../idx/CURRENT")
     local.remove("later.md")
     assert not (corpus / "later.md").exists()
+
+
+def test_the_apps_own_streamlit_options_hide_the_developer_toolbar() -> None:
+    import tomllib
+
+    config = tomllib.loads((Path(APP).parent.parent / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "minimal"
+    assert config["server"]["maxUploadSize"] * 2**20 == uploads.MAX_UPLOAD_BYTES

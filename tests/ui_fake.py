@@ -8,12 +8,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from rag import verify
+from rag import service as services
+from rag import uploads, verify
 from rag.answer import READER_NO_ANSWER, Answer, Delta, Event
 from rag.generate.prompt import ABSTAIN
 from rag.ingest.work import IngestReport
-from rag.ui import service as services
-from rag.ui import uploads
 from tests.test_verify import PASSAGES, KeywordVerifier, answer, hit
 
 

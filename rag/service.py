@@ -17,17 +17,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag import verify
+from rag import uploads, verify
+from rag.answer import READER as READER  # re-exported for the web pages
 from rag.answer import AnswerConfig, Event
 from rag.generate import backends
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.work import IngestReport
+from rag.pipeline import REASONS as REASONS  # re-exported for the web pages
 from rag.pipeline import Pipeline
 from rag.reader import Reader
-from rag.retrieve import MODES
+from rag.retrieve import MODES as MODES  # used here and by the web pages
 from rag.settings import Settings
-from rag.ui import uploads
 
 Progress = Callable[[int, int], None]  # (done, total)
 

@@ -1,8 +1,9 @@
 """The web UI (Streamlit): ask with streamed, cited and checked answers; manage the corpus; run evaluations.
 
-Run it with `rag ui` (binds to 127.0.0.1:8501). The pages talk only to a `Service`
-(rag.ui.service), loaded once per process and shared; chat history and settings live in
-each browser session's own state.
+Run it with `rag ui` (binds to 127.0.0.1:8501), or from a checkout with `streamlit run ui/app.py`
+(the index and corpus from $RAG_INDEX and $RAG_CORPUS, Streamlit's options from .streamlit/config.toml).
+A client of the package: the pages talk only to a `Service` (rag.service), loaded once per process
+and shared; chat history and settings live in each browser session's own state.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from typing import Any
 
 import streamlit as st
 
-from rag.answer import READER, Answer, Delta
-from rag.pipeline import REASONS
-from rag.retrieve import MODES
-from rag.settings import Settings
-from rag.ui import service as services
-from rag.ui.uploads import ALLOWED, UploadError
+from rag import Answer, Delta, Settings
+from rag import service as services
+from rag.service import MODES, READER, REASONS
+from rag.uploads import ALLOWED, UploadError
 
 PAGES = ("Ask", "Corpus", "Evaluate")
 
