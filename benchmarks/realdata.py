@@ -34,7 +34,7 @@ N_QUERIES = 1000  # the first questions are queries, never in the pool
 def demo_chunks(index: Path) -> tuple[list[str], np.ndarray]:
     """The texts and stored vectors of every chunk of an existing index."""
     snapshot = Snapshot.open(index)
-    ids, vecs = vectors.contents(snapshot.vectors)
+    ids, vecs = vectors.contents(snapshot.vectors.index)
     texts = [c.text for c in snapshot.chunks(ids.tolist())]
     snapshot.close()
     return texts, vecs

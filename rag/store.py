@@ -42,7 +42,6 @@ VECTORS = "vectors.faiss"
 META = "meta.json"
 KEEP_SNAPSHOTS = 2  # the published one and its predecessor, for readers still opening it
 SCRATCH = ".scratch-"  # prefix of a writer's temporary folder in the index folder (removed if its writer died)
-PQ_BATCH = 50_000  # exact vectors read at a time to refill a retrained IVF-PQ (75 MB for MiniLM)
 
 _SCHEMA = """
 CREATE TABLE files (path TEXT PRIMARY KEY, kind TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
@@ -198,9 +197,10 @@ class Snapshot:
         self.created_at: float = raw["created_at"]
         if verify:
             self._verify()
-        self.vectors = faiss.read_index(str(path / VECTORS))
-        vectors.set_nprobe(self.vectors, self.meta.nprobe)
+        self.vectors = vectors.opened(self.meta.index_type, faiss.read_index(str(path / VECTORS)))
+        vectors.set_nprobe(self.vectors.index, self.meta.nprobe)
         self.db = sqlite3.connect(f"file:{path / SQLITE}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        self.exact = ExactTable(self.db)
 
     @cached_property
     def lexical(self) -> lexical.LexicalIndex:
@@ -243,7 +243,7 @@ class Snapshot:
         return dict(self.db.execute("SELECT path, error FROM failures ORDER BY path"))
 
     def chunk_count(self) -> int:
-        return int(self.vectors.ntotal)
+        return self.vectors.ntotal
 
     def chunks(self, ids: Sequence[int]) -> list[ChunkRecord]:
         """Chunk records in the order of `ids` (ids not in the index are skipped)."""
@@ -271,10 +271,7 @@ class Snapshot:
         if self.vectors.ntotal == 0:
             return [[] for _ in range(len(queries))]
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if self.meta.index_type == vectors.IVFPQ:
-            scores, ids = vectors.search_refined(self.vectors, lambda found: exact_vectors(self.db, found), queries, k)
-        else:
-            scores, ids = self.vectors.search(queries, k)
+        scores, ids = self.vectors.search(queries, k, self.exact)
         return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
                 for row_ids, row_scores in zip(ids, scores, strict=True)]
 
@@ -324,17 +321,19 @@ class Staging:
 
     def _start(self, base: Snapshot | None) -> None:
         meta = self.meta
+        self.vectors: vectors.VectorIndex
         if base is None:
             self.db = sqlite3.connect(self.path / SQLITE)
             self.db.executescript(_SCHEMA)
-            self.vectors = vectors.new_flat(meta.dim)
+            self.vectors = vectors.FlatVectors(vectors.new_flat(meta.dim))
         else:
             shutil.copyfile(base.path / SQLITE, self.path / SQLITE)
             self.db = sqlite3.connect(self.path / SQLITE)
-            self.vectors = faiss.read_index(str(base.path / VECTORS))
+            self.vectors = vectors.opened(base.meta.index_type, faiss.read_index(str(base.path / VECTORS)))
             self.meta = replace(meta, index_type=base.meta.index_type, ivf_trained_on=base.meta.ivf_trained_on,
                                 nprobe=base.meta.nprobe)
         self.db.execute(_EXACT)  # not in _SCHEMA: indexes written before IVF-PQ lack it and get it here
+        self.exact = ExactTable(self.db)
         # The staging copy is thrown away if we die, so it needs no journal.
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
@@ -343,8 +342,7 @@ class Staging:
         """Drop a file and all its chunks; returns how many chunks went."""
         ids = [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
         if ids:
-            self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
-        self.db.execute("DELETE FROM exact WHERE id IN (SELECT id FROM chunks WHERE path = ?)", (path,))
+            self.vectors.remove(np.asarray(ids, dtype=np.int64), self.exact)
         self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
         self.db.execute("DELETE FROM pages WHERE path = ?", (path,))
         self.db.execute("DELETE FROM files WHERE path = ?", (path,))
@@ -366,12 +364,9 @@ class Staging:
         self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [(int(i), record.path, *c) for i, c in zip(ids, chunks, strict=True)])
         if len(ids):
-            embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-            self.vectors.add_with_ids(embeddings, ids)
-            if self.meta.index_type == vectors.IVFPQ:
-                self._keep_exact(ids, embeddings)
-            elif self.meta.index_policy == "ivfpq" and self.vectors.ntotal >= vectors.IVFPQ_MIN_VECTORS:
-                self._fit_vectors()  # from here on vectors go to disk, not into a flat index in memory
+            self.vectors.add(ids, np.ascontiguousarray(embeddings, dtype=np.float32), self.exact)
+            if vectors.switch_now(self.meta.index_policy, self.vectors):
+                self._fit_vectors()  # from here on vectors go to disk, not into an index in memory
 
     def touch_file(self, path: str, mtime_ns: int) -> None:
         """Record a new mtime for a file whose content did not change."""
@@ -397,7 +392,7 @@ class Staging:
                                    [r[1].split() for r in rows])
         self.db.commit()
         self.db.close()
-        faiss.write_index(self.vectors, str(self.path / VECTORS))
+        faiss.write_index(self.vectors.index, str(self.path / VECTORS))
         checksums = {name: _sha256_file(self.path / name) for name in (SQLITE, VECTORS, *bm25_files)}
         meta = {"format_version": FORMAT_VERSION, "index": asdict(self.meta), "checksums": checksums,
                 "created_at": time.time()}
@@ -413,43 +408,13 @@ class Staging:
 
     def _fit_vectors(self) -> None:
         """Move the vectors into the index kind the policy wants at this size (or retrain it)."""
-        n = int(self.vectors.ntotal)
+        n = self.vectors.ntotal
         kind = vectors.wanted_kind(self.meta.index_policy, n)
         if not vectors.needs_rebuild(self.meta.index_type, kind, n, self.meta.ivf_trained_on):
             return
-        if kind == self.meta.index_type == vectors.IVFPQ:
-            self.vectors = self._retrained_pq()
-        else:
-            if self.meta.index_type == vectors.IVFPQ:
-                ids = self._exact_ids()
-                vecs = exact_vectors(self.db, ids)
-            else:
-                ids, vecs = vectors.contents(self.vectors)
-            self.vectors = vectors.build(kind, self.meta.dim, ids, vecs)
-            self.db.execute("DELETE FROM exact")
-            if kind == vectors.IVFPQ:
-                self._keep_exact(ids, vecs)
+        self.vectors = vectors.rebuild(self.vectors, kind, self.meta.dim, self.exact)
         self.meta = replace(self.meta, index_type=kind, ivf_trained_on=n if kind in vectors.TRAINED else 0,
-                            nprobe=vectors.default_nprobe(self.vectors))
-
-    def _retrained_pq(self) -> faiss.Index:
-        """A new IVF-PQ trained on a sample of the exact vectors and filled a batch at a time from
-        the table: memory holds the sample and one batch, never every vector."""
-        ids = self._exact_ids()
-        sample = np.random.default_rng(0).choice(ids, min(len(ids), vectors.pq_training_size(len(ids))), replace=False)
-        index = vectors.empty_ivfpq(self.meta.dim, len(ids), exact_vectors(self.db, np.sort(sample)),
-                                    vectors.pq_bytes(self.meta.dim))
-        for first in range(0, len(ids), PQ_BATCH):
-            part = ids[first: first + PQ_BATCH]
-            index.add_with_ids(exact_vectors(self.db, part), part)
-        return index
-
-    def _exact_ids(self) -> np.ndarray:
-        return np.array([r[0] for r in self.db.execute("SELECT id FROM exact ORDER BY id")], dtype=np.int64)
-
-    def _keep_exact(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        self.db.executemany("INSERT INTO exact VALUES (?, ?)",
-                            ((int(i), v.astype(np.float32).tobytes()) for i, v in zip(ids, vecs, strict=True)))
+                            nprobe=vectors.default_nprobe(self.vectors.index))
 
     def abort(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -461,20 +426,41 @@ class Staging:
         if n_rows != self.vectors.ntotal:
             raise IndexCorrupt(f"staging index has {n_rows} chunk rows but {self.vectors.ntotal} vectors")
         n_exact = self.db.execute("SELECT COUNT(*) FROM exact").fetchone()[0]
-        if n_exact != (n_rows if self.meta.index_type == vectors.IVFPQ else 0):
+        if n_exact != (n_rows if self.vectors.keeps_exact else 0):
             raise IndexCorrupt(f"staging index has {n_rows} chunk rows but {n_exact} exact vectors")
 
 
-def exact_vectors(db: sqlite3.Connection, ids: np.ndarray) -> np.ndarray:
-    """The exact vectors of an IVF-PQ index's chunks `ids`, in that order."""
-    found: dict[int, bytes] = {}
-    for first in range(0, len(ids), 30_000):  # SQLite's limit on bound parameters is 32,766
-        part = [int(i) for i in ids[first: first + 30_000]]
-        found |= dict(db.execute(f"SELECT id, vector FROM exact WHERE id IN ({','.join('?' * len(part))})", part))
-    missing = [int(i) for i in ids if int(i) not in found]
-    if missing:
-        raise IndexCorrupt(f"the index has no exact vector for chunk {missing[0]}; rebuild with `rag ingest --rebuild`")
-    return np.array([np.frombuffer(found[int(i)], dtype=np.float32) for i in ids]).reshape(len(ids), -1)
+class ExactTable:
+    """An IVF-PQ index's exact vectors, in the snapshot's SQLite (vectors.ExactVectors)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def put(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        self.db.executemany("INSERT INTO exact VALUES (?, ?)",
+                            ((int(i), v.astype(np.float32).tobytes()) for i, v in zip(ids, vecs, strict=True)))
+
+    def ids(self) -> np.ndarray:
+        return np.array([r[0] for r in self.db.execute("SELECT id FROM exact ORDER BY id")], dtype=np.int64)
+
+    def delete(self, ids: np.ndarray) -> None:
+        self.db.executemany("DELETE FROM exact WHERE id = ?", ((int(i),) for i in ids))
+
+    def clear(self) -> None:
+        self.db.execute("DELETE FROM exact")
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """The exact vectors of chunks `ids`, in that order."""
+        found: dict[int, bytes] = {}
+        for first in range(0, len(ids), 30_000):  # SQLite's limit on bound parameters is 32,766
+            part = [int(i) for i in ids[first: first + 30_000]]
+            found |= dict(self.db.execute(f"SELECT id, vector FROM exact WHERE id IN ({','.join('?' * len(part))})",
+                                          part))
+        missing = [int(i) for i in ids if int(i) not in found]
+        if missing:
+            raise IndexCorrupt(f"the index has no exact vector for chunk {missing[0]}; "
+                               "rebuild with `rag ingest --rebuild`")
+        return np.array([np.frombuffer(found[int(i)], dtype=np.float32) for i in ids]).reshape(len(ids), -1)
 
 
 def _snapshot_number(path: Path) -> int:

@@ -1,5 +1,6 @@
 """FAISS vector indexes keyed by chunk id: exact (flat inner product) or approximate (IVF-Flat,
-IVF-PQ).
+IVF-PQ), one class per kind behind one protocol (`VectorIndex`: build, add, remove, search,
+retrained), chosen by `KINDS` and `rebuild`; the store never branches on the kind.
 
 All support adding and removing ids in place, which incremental ingest needs. The IVF-Flat
 index stores full vectors in its lists, so its scores are exact; it is only approximate in
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import faiss
 import numpy as np
@@ -34,6 +35,143 @@ DEFAULT_NPROBE = 16  # for an exact index it has no effect; an IVF gets default_
 _MIN_IVF_NPROBE = 64  # small IVFs: a tenth of 400 lists (10k vectors) gave recall@10 0.942 only
 _POINTS_PER_LIST = 39  # FAISS's minimum training points per list
 _TRAIN_PER_LIST = 64  # k-means sample per list: all 1M points for nlist 4,000 would take many minutes
+PQ_BATCH = 50_000  # exact vectors read at a time to refill a retrained IVF-PQ (75 MB for MiniLM)
+
+
+class ExactVectors(Protocol):
+    """Where an index whose lists hold only codes keeps its exact vectors (the store's SQLite table)."""
+
+    def put(self, ids: np.ndarray, vecs: np.ndarray) -> None: ...
+
+    def get(self, ids: np.ndarray) -> np.ndarray: ...  # float32 rows in the order of `ids`
+
+    def ids(self) -> np.ndarray: ...  # ascending
+
+    def delete(self, ids: np.ndarray) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class VectorIndex(Protocol):
+    kind: ClassVar[str]
+    keeps_exact: ClassVar[bool]  # its exact vectors live in ExactVectors, not in its lists
+    index: faiss.Index  # what is written to and read from disk
+
+    @property
+    def ntotal(self) -> int: ...
+
+    def add(self, ids: np.ndarray, vecs: np.ndarray, exact: ExactVectors) -> None: ...
+
+    def remove(self, ids: np.ndarray, exact: ExactVectors) -> None: ...
+
+    def search(self, queries: np.ndarray, k: int, exact: ExactVectors) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def contents(self, exact: ExactVectors) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def retrained(self, dim: int, exact: ExactVectors) -> VectorIndex: ...
+
+
+class FlatVectors:
+    """Exact inner product over every vector: IndexIDMap2(IndexFlatIP)."""
+
+    kind: ClassVar[str] = FLAT
+    keeps_exact: ClassVar[bool] = False
+
+    def __init__(self, index: faiss.Index) -> None:
+        self.index = index
+
+    @classmethod
+    def build(cls, dim: int, ids: np.ndarray, vecs: np.ndarray, exact: ExactVectors) -> VectorIndex:
+        """A new index of this kind holding (and trained on) `vecs` under `ids`."""
+        return cls(build(cls.kind, dim, ids, vecs))
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, ids: np.ndarray, vecs: np.ndarray, exact: ExactVectors) -> None:
+        self.index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray, exact: ExactVectors) -> None:
+        self.index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
+
+    def search(self, queries: np.ndarray, k: int, exact: ExactVectors) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(queries, k)
+
+    def contents(self, exact: ExactVectors) -> tuple[np.ndarray, np.ndarray]:
+        return contents(self.index)
+
+    def retrained(self, dim: int, exact: ExactVectors) -> VectorIndex:
+        ids, vecs = self.contents(exact)
+        return self.build(dim, ids, vecs, exact)
+
+
+class IVFFlatVectors(FlatVectors):
+    """IVF with full vectors in its lists: exact scores, approximate only in which lists are visited."""
+
+    kind: ClassVar[str] = IVF
+
+
+class IVFPQVectors(FlatVectors):
+    """IVF-PQ: codes in memory, exact vectors in `ExactVectors`, the best candidates re-ranked with them."""
+
+    kind: ClassVar[str] = IVFPQ
+    keeps_exact: ClassVar[bool] = True
+
+    @classmethod
+    def build(cls, dim: int, ids: np.ndarray, vecs: np.ndarray, exact: ExactVectors) -> VectorIndex:
+        exact.put(ids, vecs)
+        return cls(build_ivfpq(dim, ids, vecs, pq_bytes(dim)))
+
+    def add(self, ids: np.ndarray, vecs: np.ndarray, exact: ExactVectors) -> None:
+        super().add(ids, vecs, exact)
+        exact.put(ids, vecs)
+
+    def remove(self, ids: np.ndarray, exact: ExactVectors) -> None:
+        super().remove(ids, exact)
+        exact.delete(ids)
+
+    def search(self, queries: np.ndarray, k: int, exact: ExactVectors) -> tuple[np.ndarray, np.ndarray]:
+        return search_refined(self.index, exact.get, queries, k)
+
+    def contents(self, exact: ExactVectors) -> tuple[np.ndarray, np.ndarray]:
+        ids = exact.ids()
+        return ids, exact.get(ids)
+
+    def retrained(self, dim: int, exact: ExactVectors) -> VectorIndex:
+        """Trained on a sample of the exact vectors and filled a batch at a time: memory holds the
+        sample and one batch, never every vector."""
+        ids = exact.ids()
+        sample = np.random.default_rng(0).choice(ids, min(len(ids), pq_training_size(len(ids))), replace=False)
+        index = empty_ivfpq(dim, len(ids), exact.get(np.sort(sample)), pq_bytes(dim))
+        for first in range(0, len(ids), PQ_BATCH):
+            part = ids[first: first + PQ_BATCH]
+            index.add_with_ids(exact.get(part), part)
+        return IVFPQVectors(index)
+
+
+KINDS: dict[str, type[FlatVectors]] = {c.kind: c for c in (FlatVectors, IVFFlatVectors, IVFPQVectors)}
+
+
+def opened(kind: str, index: faiss.Index) -> VectorIndex:
+    """An index read from disk, as the class of its recorded kind."""
+    return KINDS[kind](index)
+
+
+def rebuild(current: VectorIndex, kind: str, dim: int, exact: ExactVectors) -> VectorIndex:
+    """`current`'s vectors in an index of `kind`: retrained in place of its kind, or moved to another."""
+    if kind == current.kind:
+        return current.retrained(dim, exact)
+    ids, vecs = current.contents(exact)
+    exact.clear()
+    return KINDS[kind].build(dim, ids, vecs, exact)
+
+
+def switch_now(policy: str, current: VectorIndex) -> bool:
+    """Whether to leave `current` before publishing: an index that keeps its vectors on disk is
+    moved to as soon as the policy wants it, so they stop filling memory."""
+    wanted = KINDS[wanted_kind(policy, current.ntotal)]
+    return wanted.keeps_exact and not current.keeps_exact
 
 
 def new_flat(dim: int) -> faiss.Index:

@@ -114,7 +114,7 @@ def chunk_set(index_dir: Path) -> set[tuple[str, int, int, str]]:
     try:
         rows = snap.db.execute("SELECT path, start, end, text FROM chunks").fetchall()
         ids = {r[0] for r in snap.db.execute("SELECT id FROM chunks")}
-        assert ids == set(vectors.stored_ids(snap.vectors).tolist()), "FAISS and SQLite disagree on chunk ids"
+        assert ids == set(vectors.stored_ids(snap.vectors.index).tolist()), "FAISS and SQLite disagree on chunk ids"
         exact = {r[0] for r in snap.db.execute("SELECT id FROM exact")}
         assert exact == (ids if snap.meta.index_type == vectors.IVFPQ else set()), "exact vectors disagree"
         assert ids == set(snap.lexical.chunk_ids.tolist()), "BM25 and SQLite disagree on chunk ids"

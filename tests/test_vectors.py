@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -52,7 +53,7 @@ def test_ivf_index_follows_updates_and_deletions(tmp_path: Path, corpus: Path, f
     index = Index(tmp_path / "idx", embedder=fake)
     index.ingest([corpus], progress=False, index_type="ivf")
     assert _meta(tmp_path / "idx").index_type == vectors.IVF
-    assert vectors.faiss.extract_index_ivf(Snapshot.open(tmp_path / "idx").vectors).nlist > 1
+    assert vectors.faiss.extract_index_ivf(Snapshot.open(tmp_path / "idx").vectors.index).nlist > 1
     shutil.copy(FIXTURES / "sample.md", corpus / "sample.txt")
     (corpus / "note3.txt").unlink()
     index.ingest([corpus], progress=False)  # no flag: the recorded policy holds
@@ -96,7 +97,7 @@ def test_ivf_records_a_proportional_nprobe(tmp_path: Path, corpus: Path, fake: F
     _grow(corpus, 200)
     Index(tmp_path / "idx", embedder=fake).ingest([corpus], progress=False, index_type="ivf")
     snap = Snapshot.open(tmp_path / "idx")
-    ivf = vectors.faiss.extract_index_ivf(snap.vectors)
+    ivf = vectors.faiss.extract_index_ivf(snap.vectors.index)
     assert snap.meta.nprobe == ivf.nprobe == max(64, -(-ivf.nlist // 10))
 
 
@@ -139,9 +140,9 @@ def test_ivfpq_index_type_reranks_with_exact_vectors_and_stays_incremental(
     snap = Snapshot.open(tmp_path / "idx")
     assert (snap.meta.index_type, snap.meta.index_policy) == (vectors.IVFPQ, "ivfpq")
     assert 300 <= snap.meta.ivf_trained_on < 310  # converted during the build, at the minimum: no big flat index
-    assert vectors.faiss.extract_index_ivf(snap.vectors).code_size == vectors.pq_bytes(fake.dim) == 64
-    ids = vectors.stored_ids(snap.vectors)
-    exact = store.exact_vectors(snap.db, ids)
+    assert vectors.faiss.extract_index_ivf(snap.vectors.index).code_size == vectors.pq_bytes(fake.dim) == 64
+    ids = vectors.stored_ids(snap.vectors.index)
+    exact = snap.exact.get(ids)
     assert _as_embedded(exact, fake)  # the vectors as embedded, not decoded
     queries = fake.embed([f"word{i} topic" for i in range(0, 320, 16)])
     truth = [set(ids[np.argsort(-(exact @ q))[:5]].tolist()) for q in queries]
@@ -166,7 +167,7 @@ def test_ivfpq_index_type_reranks_with_exact_vectors_and_stays_incremental(
 
     index.ingest([corpus], progress=False, index_type="flat")  # back to exact, from the kept vectors
     snap = Snapshot.open(tmp_path / "idx")
-    _, got = vectors.contents(snap.vectors)
+    _, got = vectors.contents(snap.vectors.index)
     assert snap.meta.index_type == vectors.FLAT and _as_embedded(got, fake)
     assert chunk_set(tmp_path / "idx") == chunk_set(tmp_path / "clean")
 
@@ -174,7 +175,7 @@ def test_ivfpq_index_type_reranks_with_exact_vectors_and_stays_incremental(
 def test_ivfpq_is_retrained_from_its_exact_vectors_a_batch_at_a_time(
         tmp_path: Path, corpus: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vectors, "IVFPQ_MIN_VECTORS", 300)
-    monkeypatch.setattr(store, "PQ_BATCH", 400)
+    monkeypatch.setattr(vectors, "PQ_BATCH", 400)
     _grow(corpus, 320)
     index = Index(tmp_path / "idx", embedder=fake)
     index.ingest([corpus], progress=False, index_type="ivfpq")
@@ -182,7 +183,7 @@ def test_ivfpq_is_retrained_from_its_exact_vectors_a_batch_at_a_time(
     index.ingest([corpus], progress=False)
     snap = Snapshot.open(tmp_path / "idx")
     assert snap.meta.index_type == vectors.IVFPQ and snap.meta.ivf_trained_on == snap.chunk_count() > 1300
-    ids = vectors.stored_ids(snap.vectors)
+    ids = vectors.stored_ids(snap.vectors.index)
     query = fake.embed(["Note 1234 concerns topic 2: " + "word1234 " * 40])
     assert snap.search(query, 1)[0][0][1] == pytest.approx(1.0, abs=1e-5)  # found, scored exactly
     Index(tmp_path / "clean", embedder=fake).ingest([corpus], progress=False)
@@ -196,10 +197,60 @@ def test_ivfpq_below_its_minimum_is_exact_and_a_missing_exact_row_is_reported(
     db = sqlite3.connect(":memory:")
     db.execute(store._EXACT)
     db.execute("INSERT INTO exact VALUES (1, ?)", (np.ones(4, np.float32).tobytes(),))
-    assert store.exact_vectors(db, np.array([1])).tolist() == [[1.0] * 4]
+    assert store.ExactTable(db).get(np.array([1])).tolist() == [[1.0] * 4]
     with pytest.raises(store.IndexCorrupt, match="no exact vector for chunk 2.*--rebuild"):
-        store.exact_vectors(db, np.array([1, 2]))
+        store.ExactTable(db).get(np.array([1, 2]))
 
 
 def test_pq_bytes_divide_the_dimension() -> None:
     assert [vectors.pq_bytes(d) for d in (384, 768, 512, 100, 7)] == [48, 96, 64, 10, 1]
+
+
+class DictExact:
+    """ExactVectors in a dict (the store keeps them in SQLite)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, np.ndarray] = {}
+
+    def put(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        self.rows |= {int(i): v for i, v in zip(ids, vecs, strict=True)}
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        return np.array([self.rows[int(i)] for i in ids], dtype=np.float32).reshape(len(ids), -1)
+
+    def ids(self) -> np.ndarray:
+        return np.array(sorted(self.rows), dtype=np.int64)
+
+    def delete(self, ids: np.ndarray) -> None:
+        for i in ids:
+            del self.rows[int(i)]
+
+    def clear(self) -> None:
+        self.rows.clear()
+
+
+def test_every_kind_behind_one_protocol_moves_its_vectors_to_another_kind() -> None:
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(12_000, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = np.arange(100, 100 + len(vecs), dtype=np.int64)
+    exact = DictExact()
+    index: vectors.VectorIndex = vectors.FlatVectors(vectors.new_flat(32))
+    index.add(ids, vecs, exact)
+    assert vectors.switch_now("ivfpq", index) and not vectors.switch_now("auto", index)
+    for kind in (vectors.IVFPQ, vectors.IVF, vectors.FLAT, vectors.IVFPQ):
+        index = vectors.rebuild(index, kind, 32, exact)
+        assert index.kind == kind and index.ntotal == len(ids)
+        assert len(exact.rows) == (len(ids) if index.keeps_exact else 0)  # exact vectors kept only where needed
+        vectors.set_nprobe(index.index, 64)
+        _, found = index.search(vecs[:5], 1, exact)
+        assert found[:, 0].tolist() == ids[:5].tolist()
+    index.remove(ids[:1], exact)
+    assert index.ntotal == len(exact.rows) == len(ids) - 1
+    assert vectors.rebuild(index, vectors.IVFPQ, 32, exact).ntotal == len(ids) - 1
+
+
+def test_the_store_never_branches_on_the_index_kind() -> None:
+    source = Path(store.__file__).read_text()
+    code = source.split("class Snapshot", 1)[1]  # IndexMeta above records the kind (flat by default)
+    assert not re.search(r"vectors\.(IVFPQ|IVF|FLAT)\b|index_type ==", code)
