@@ -21,7 +21,7 @@ from rag.answer import Answer, AnswerConfig, Delta, Event
 from rag.evaluation.answers import FORMATS as ANSWER_FORMATS
 from rag.evaluation.generator import SETTINGS, SYSTEMS
 from rag.fsutil import atomic_write_text, read_jsonl
-from rag.generate.backends import SHIPPED, GeneratorError, Sampling
+from rag.generate.backends import GeneratorError, Sampling
 from rag.generate.citations import Citation
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
@@ -53,16 +53,28 @@ def display_path(path: str) -> str:
         return path
 
 
+INDEX_HELP = f"index folder (default: $RAG_INDEX or {DEFAULT_INDEX})"
+
+
 def _parser() -> argparse.ArgumentParser:
+    """One builder per subcommand; options several share are defined once below them."""
     parser = argparse.ArgumentParser(prog="rag", description="Question answering over your own documents.")
     sub = parser.add_subparsers(dest="command", required=True)
     env = Settings.from_env()
-    index_help = f"index folder (default: $RAG_INDEX or {DEFAULT_INDEX})"
-    default_index = env.index or str(DEFAULT_INDEX)
+    for build in (_ingest_parser, _search_parser, _ask_parser, _check_parser, _evaluate_parser, _train_parser,
+                  _tune_parser, _ui_parser, _info_parser):
+        build(sub, env)
+    return parser
 
+
+def _default_index(env: Settings) -> str:
+    return env.index or str(DEFAULT_INDEX)
+
+
+def _ingest_parser(sub: Any, env: Settings) -> None:
     ingest = sub.add_parser("ingest", help="index files and folders; only new or changed files are embedded")
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    ingest.add_argument("--index", default=default_index, help=index_help)
+    ingest.add_argument("--index", default=_default_index(env), help=INDEX_HELP)
     ingest.add_argument("--rebuild", action="store_true", help="rebuild from scratch (old index stays live until done)")
     ingest.add_argument("--wait", action="store_true", help="wait for another ingest into this index to finish")
     ingest.add_argument("--embedder", help="embedding model: packaged name, local folder or hub id")
@@ -79,9 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--address", help="Ray cluster address for --engine ray (default: start a local Ray)")
     ingest.add_argument("--json", action="store_true", help="print one JSON object")
 
+
+def _search_parser(sub: Any, env: Settings) -> None:
     search = sub.add_parser("search", help="find the chunks nearest a query; no QUERY starts a prompt")
     search.add_argument("query", nargs="?", help="the query (omit for an interactive prompt)")
-    search.add_argument("--index", default=default_index, help=index_help)
+    search.add_argument("--index", default=_default_index(env), help=INDEX_HELP)
     search.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
     search.add_argument("--mode", choices=MODES, default="hybrid", help="ranking: dense, bm25 or hybrid (default)")
     search.add_argument("--rrf-k", type=int, default=FusionConfig.rrf_k, help="RRF constant (default 10)")
@@ -91,15 +105,15 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--rerank", action="store_true", help="rescore the best hits with the cross-encoder reranker")
     search.add_argument("--json", action="store_true", help="print a JSON list")
 
+
+def _ask_parser(sub: Any, env: Settings) -> None:
     ask = sub.add_parser("ask", help="answer a question from the index, citing the passages used")
     ask.add_argument("question", nargs="?", help="the question (omit for an interactive prompt)")
-    ask.add_argument("--index", default=default_index, help=index_help)
-    ask.add_argument("-k", type=int, default=AnswerConfig.k, help="passages shown to the model (default 5)")
+    ask.add_argument("--index", default=_default_index(env), help=INDEX_HELP)
+    _passages_option(ask, "passages shown to the model")
     ask.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
     ask.add_argument("--rerank", action="store_true", help="rerank the retrieved passages first")
-    ask.add_argument("--generator", default=env.generator or DEFAULT_GENERATOR,
-                     help=f"model: packaged name, .gguf file, folder or hub id (default {DEFAULT_GENERATOR}); "
-                          "with --server, the server's model name")
+    _generator_option(ask, env, "; with --server, the server's model name")
     ask.add_argument("--server", default=env.server,
                      help="base URL of an OpenAI-compatible server, e.g. http://gpu-host:8000/v1 ($RAG_SERVER)")
     _adapter_options(ask)
@@ -116,12 +130,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="answer with the reader's span alone, without the generator (fast, no LLM)")
     ask.add_argument("--json", action="store_true", help="print the whole answer as one JSON object")
 
+
+def _check_parser(sub: Any, env: Settings) -> None:
     check = sub.add_parser("verify", help="score how well each premise supports its hypothesis")
     check.add_argument("--pairs", type=Path, required=True,
                        help='JSON lines {"premise": ..., "hypothesis": ...}; bad lines are reported and skipped')
-    check.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
+    _verifier_path_option(check)
     check.add_argument("--json", action="store_true", help="print one JSON object per pair (JSON lines)")
 
+
+def _evaluate_parser(sub: Any, env: Settings) -> None:
     evaluate = sub.add_parser("eval", help="measure retrieval or generation quality on a labelled dataset")
     what = evaluate.add_subparsers(dest="what", required=True)
     retrieval = what.add_parser("retrieval", help="nDCG@10, Recall@1/5/10/20, MRR@10 and latency per mode")
@@ -148,14 +166,13 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--systems", nargs="+", choices=SYSTEMS, default=["generator", "reader", "pipeline"],
                      help="base: the bare generator; generator: with its adapter, no reader; reader: the reader's "
                           "span alone; pipeline: reader, generator, verifier and decision (default: the last three)")
-    gen.add_argument("--generator", default=env.generator or DEFAULT_GENERATOR,
-                     help=f"in-process model (default {DEFAULT_GENERATOR})")
-    gen.add_argument("--adapter", default=SHIPPED, help="adapter folder (default: the shipped one)")
+    _generator_option(gen, env)
+    _adapter_options(gen)
     _reader_options(gen)
-    gen.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
+    _verifier_path_option(gen)
     gen.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS),
                      help="gold: gold paragraph among distractors; retrieved: the real retriever's passages")
-    gen.add_argument("-k", type=int, default=AnswerConfig.k, help="passages per question (default 5)")
+    _passages_option(gen)
     gen.add_argument("--unanswerable", type=float, default=0.3, help="share of questions whose gold is removed")
     gen.add_argument("--max-new-tokens", type=int, default=64)
     gen.add_argument("--cache", type=Path, help="keep the dataset's documents and index here, reused next time")
@@ -167,16 +184,16 @@ def _parser() -> argparse.ArgumentParser:
     answers.add_argument("--dataset", type=Path, required=True, help="SQuAD JSON, or JSON lines of "
                          '{"question": ..., "answers": [...]?, "answerable": true/false?, "id": ...?}')
     answers.add_argument("--format", choices=ANSWER_FORMATS, required=True)
-    answers.add_argument("--index", default=default_index,
+    answers.add_argument("--index", default=_default_index(env),
                          help="index to ask over, or 'build' to index the SQuAD dataset's paragraphs (under --cache)")
     answers.add_argument("--limit", type=int, help="SQuAD: whole articles up to N questions; JSON lines: first N")
     answers.add_argument("--cache", type=Path, help="with --index build: keep the documents and index here")
-    answers.add_argument("--generator", default=env.generator or DEFAULT_GENERATOR)
+    _generator_option(answers, env)
     _adapter_options(answers)
-    answers.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
+    _verifier_path_option(answers)
     answers.add_argument("--strict", action="store_true", help="drop unsupported sentences, as rag ask --strict")
     _reader_options(answers)
-    answers.add_argument("-k", type=int, default=AnswerConfig.k, help="passages per question (default 5)")
+    _passages_option(answers)
     answers.add_argument("--out", type=Path, help="write outcomes.jsonl (resumable), results.json, results.md and "
                                                   "PNG plots into this folder; rerunning resumes")
     answers.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -188,12 +205,14 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("--vitaminc", type=Path, help="VitaminC JSON (evaluation only)")
     ver.add_argument("--limit", type=int, default=1000, help="pairs per dataset, drawn with a fixed seed (1000)")
     ver.add_argument("--calibration-limit", type=int, default=400, help="calibration pairs for the baselines (400)")
-    ver.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
+    _verifier_path_option(ver)
     ver.add_argument("--judge", default=DEFAULT_GENERATOR,
                      help="generator used as the yes/no judge baseline, bare (default %(default)s); '' for none")
     ver.add_argument("--out", type=Path, help="write results.json, results.md and calibration.png into this folder")
     ver.add_argument("--json", action="store_true", help="print {verifier: {dataset: {metric: value}}}")
 
+
+def _train_parser(sub: Any, env: Settings) -> None:
     train = sub.add_parser("train", help="train the project's own models")
     model = train.add_subparsers(dest="what", required=True)
     reranker = model.add_parser("reranker", help="fine-tune a cross-encoder reranker on HaluEval QA groups")
@@ -207,6 +226,8 @@ def _parser() -> argparse.ArgumentParser:
     reader.add_argument("--init", type=Path, help="start from this reader folder instead of the bare base model")
     reader.add_argument("--learning-rate", type=float, help="peak learning rate (default 1e-4)")
 
+
+def _tune_parser(sub: Any, env: Settings) -> None:
     tune = sub.add_parser("finetune", help="train a LoRA adapter that makes a generator answer from its passages")
     tune.add_argument("--data", type=Path, required=True, help="HaluEval QA JSONL (last 1000 rows held out)")
     tune.add_argument("--out", type=Path, default=Path("models/generator-adapter"),
@@ -234,17 +255,20 @@ def _parser() -> argparse.ArgumentParser:
                       help="share of answerable examples shown a distractor's span as evidence (default %(default)s)")
     tune.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
 
+
+def _ui_parser(sub: Any, env: Settings) -> None:
     ui = sub.add_parser("ui", help="open the web UI (Streamlit) on http://127.0.0.1:8501")
-    ui.add_argument("--index", default=default_index, help=index_help)
+    ui.add_argument("--index", default=_default_index(env), help=INDEX_HELP)
     ui.add_argument("--corpus", type=Path, default=Path(env.corpus or "corpus"),
                     help="folder that uploads go into and rebuilds index ($RAG_CORPUS, default corpus)")
     ui.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=8501)
 
+
+def _info_parser(sub: Any, env: Settings) -> None:
     info = sub.add_parser("info", help="describe an index")
-    info.add_argument("--index", default=default_index, help=index_help)
+    info.add_argument("--index", default=_default_index(env), help=INDEX_HELP)
     info.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser
 
 
 def _adapter_options(parser: argparse.ArgumentParser) -> None:
@@ -266,8 +290,22 @@ def _crossencoder_training_options(parser: argparse.ArgumentParser, kind: str, h
     parser.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
 
 
-def _verifier_options(parser: argparse.ArgumentParser) -> None:
+def _generator_option(parser: argparse.ArgumentParser, env: Settings, more: str = "") -> None:
+    parser.add_argument("--generator", default=env.generator or DEFAULT_GENERATOR,
+                        help=f"model: packaged name, .gguf file, folder or hub id ($RAG_GENERATOR; default "
+                             f"{DEFAULT_GENERATOR}){more}")
+
+
+def _verifier_path_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verifier", type=Path, help="folder from rag train verifier (default: the shipped one)")
+
+
+def _passages_option(parser: argparse.ArgumentParser, what: str = "passages per question") -> None:
+    parser.add_argument("-k", type=int, default=AnswerConfig.k, help=f"{what} (default {AnswerConfig.k})")
+
+
+def _verifier_options(parser: argparse.ArgumentParser) -> None:
+    _verifier_path_option(parser)
     parser.add_argument("--strict", action="store_true", default=Settings.from_env().strict,
                         help="drop sentences the verifier finds unsupported; abstain if none is left ($RAG_STRICT)")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
