@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rag.answer import Answer, AnswerConfig, Delta, Event
+    from rag.errors import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound, StoreError
     from rag.index import Index, IndexInfo
     from rag.ingest.chunker import ChunkConfig
     from rag.ingest.work import IngestReport
     from rag.pipeline import Pipeline
     from rag.retrieve import Hit
     from rag.settings import Settings
-    from rag.store import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound, StoreError
 
 # Loaded on first use, so that a process needing one small module (a parser worker) starts fast.
 _HOMES = {"Index": "rag.index", "IndexInfo": "rag.index", "ChunkConfig": "rag.ingest.chunker",
-          "IngestReport": "rag.ingest.work", "Hit": "rag.retrieve", "IndexCorrupt": "rag.store",
-          "IndexLocked": "rag.store", "IndexMismatch": "rag.store", "IndexNotFound": "rag.store",
-          "StoreError": "rag.store", "Pipeline": "rag.pipeline", "Answer": "rag.answer", "AnswerConfig": "rag.answer",
+          "IngestReport": "rag.ingest.work", "Hit": "rag.retrieve", "IndexCorrupt": "rag.errors",
+          "IndexLocked": "rag.errors", "IndexMismatch": "rag.errors", "IndexNotFound": "rag.errors",
+          "StoreError": "rag.errors", "Pipeline": "rag.pipeline", "Answer": "rag.answer", "AnswerConfig": "rag.answer",
           "Delta": "rag.answer", "Event": "rag.answer", "Settings": "rag.settings"}
 __all__ = ["Answer", "AnswerConfig", "ChunkConfig", "Delta", "Event", "Hit", "Index", "IndexCorrupt", "IndexInfo",
            "IndexLocked", "IndexMismatch", "IndexNotFound", "IngestReport", "Pipeline", "Settings", "StoreError"]

@@ -1,4 +1,6 @@
-"""The on-disk index: immutable snapshots of FAISS vectors plus SQLite chunks and file manifest.
+"""The on-disk index as immutable snapshots: publishing, the writer's lock, garbage collection and
+integrity. Each snapshot holds FAISS vectors (rag.vectors), a SQLite catalog of files and chunks
+(rag.catalog) and a BM25 index (rag.lexical).
 
 Layout of an index folder:
 
@@ -33,7 +35,14 @@ import faiss
 import numpy as np
 
 from rag import lexical, vectors
+from rag.catalog import Catalog, ChunkRecord, FileRecord
+from rag.errors import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound, IndexWriteError, StoreError
 from rag.fsutil import atomic_write_text, fsync_path
+
+# Re-exported: the store's public names (rag/__init__.py) include the records and errors.
+__all__ = ["CURRENT", "FORMAT_VERSION", "SCRATCH", "ChunkRecord", "FileRecord", "IndexCorrupt", "IndexLocked",
+           "IndexMeta", "IndexMismatch", "IndexNotFound", "IndexWriteError", "Snapshot", "Staging", "StoreError",
+           "collect_garbage", "current_snapshot", "write_lock", "writing"]
 
 FORMAT_VERSION = 3
 CURRENT = "CURRENT"
@@ -42,49 +51,6 @@ VECTORS = "vectors.faiss"
 META = "meta.json"
 KEEP_SNAPSHOTS = 2  # the published one and its predecessor, for readers still opening it
 SCRATCH = ".scratch-"  # prefix of a writer's temporary folder in the index folder (removed if its writer died)
-
-_SCHEMA = """
-CREATE TABLE files (path TEXT PRIMARY KEY, kind TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-                    mtime_ns INTEGER NOT NULL, n_chunks INTEGER NOT NULL, indexed_at REAL NOT NULL,
-                    text TEXT NOT NULL);
-CREATE TABLE pages (path TEXT NOT NULL, number INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
-                    PRIMARY KEY (path, number));
-CREATE TABLE chunks (id INTEGER PRIMARY KEY, path TEXT NOT NULL, ordinal INTEGER NOT NULL,
-                     start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER, heading TEXT NOT NULL,
-                     n_tokens INTEGER NOT NULL, text TEXT NOT NULL, terms TEXT NOT NULL);
-CREATE INDEX chunks_by_path ON chunks (path);
-CREATE TABLE failures (path TEXT PRIMARY KEY, error TEXT NOT NULL, at REAL NOT NULL);
-CREATE TABLE state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT INTO state VALUES ('next_chunk_id', 1);
-"""
-# An IVF-PQ index holds codes, not vectors: the exact ones (float32 bytes) live here, on disk, for
-# re-ranking its candidates, retraining it and converting to another index type. Empty otherwise.
-_EXACT = "CREATE TABLE IF NOT EXISTS exact (id INTEGER PRIMARY KEY, vector BLOB NOT NULL)"
-
-
-class StoreError(RuntimeError):
-    """Base for index problems a user must act on (the message says how)."""
-
-
-class IndexNotFound(StoreError):
-    pass
-
-
-class IndexCorrupt(StoreError):
-    pass
-
-
-class IndexMismatch(StoreError):
-    pass
-
-
-class IndexLocked(StoreError):
-    pass
-
-
-class IndexWriteError(StoreError):
-    """The index folder could not be written (disk full, read-only, no permission)."""
-
 
 @contextlib.contextmanager
 def writing(index_dir: Path) -> Iterator[None]:
@@ -136,30 +102,6 @@ class IndexMeta:
             )
 
 
-@dataclass(frozen=True)
-class FileRecord:
-    path: str
-    kind: str
-    sha256: str
-    size: int
-    mtime_ns: int
-    n_chunks: int
-    indexed_at: float
-
-
-@dataclass(frozen=True)
-class ChunkRecord:
-    id: int
-    path: str
-    ordinal: int
-    start: int
-    end: int
-    page: int | None
-    heading: str
-    n_tokens: int
-    text: str
-
-
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -199,8 +141,8 @@ class Snapshot:
             self._verify()
         self.vectors = vectors.opened(self.meta.index_type, faiss.read_index(str(path / VECTORS)))
         vectors.set_nprobe(self.vectors.index, self.meta.nprobe)
-        self.db = sqlite3.connect(f"file:{path / SQLITE}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-        self.exact = ExactTable(self.db)
+        self.catalog = Catalog.read_only(path / SQLITE)
+        self.db = self.catalog.db  # for tests and tools that read the tables directly
 
     @cached_property
     def lexical(self) -> lexical.LexicalIndex:
@@ -233,45 +175,34 @@ class Snapshot:
                                    "rebuild with `rag ingest --rebuild`")
 
     def close(self) -> None:
-        self.db.close()
+        self.catalog.close()
 
     def manifest(self) -> dict[str, FileRecord]:
-        rows = self.db.execute("SELECT path, kind, sha256, size, mtime_ns, n_chunks, indexed_at FROM files")
-        return {row[0]: FileRecord(*row) for row in rows}
+        return self.catalog.manifest()
 
     def failures(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT path, error FROM failures ORDER BY path"))
+        return self.catalog.failures()
 
     def chunk_count(self) -> int:
         return self.vectors.ntotal
 
     def chunks(self, ids: Sequence[int]) -> list[ChunkRecord]:
         """Chunk records in the order of `ids` (ids not in the index are skipped)."""
-        marks = ",".join("?" * len(ids))
-        rows = self.db.execute(
-            f"SELECT id, path, ordinal, start, end, page, heading, n_tokens, text FROM chunks WHERE id IN ({marks})",
-            [int(i) for i in ids],
-        )
-        by_id = {row[0]: ChunkRecord(*row) for row in rows}
-        return [by_id[i] for i in ids if i in by_id]
+        return self.catalog.chunks(ids)
 
     def document_text(self, path: str) -> str:
-        row = self.db.execute("SELECT text FROM files WHERE path = ?", (path,)).fetchone()
-        if row is None:
-            raise KeyError(path)
-        return str(row[0])
+        return self.catalog.document_text(path)
 
     def page_span(self, path: str, page: int) -> tuple[int, int] | None:
         """Character offsets of a PDF page in the file's text (None: no such page)."""
-        row = self.db.execute("SELECT start, end FROM pages WHERE path = ? AND number = ?", (path, page)).fetchone()
-        return (int(row[0]), int(row[1])) if row else None
+        return self.catalog.page_span(path, page)
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """(chunk id, inner product) of the k nearest chunks for each query row."""
         if self.vectors.ntotal == 0:
             return [[] for _ in range(len(queries))]
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        scores, ids = self.vectors.search(queries, k, self.exact)
+        scores, ids = self.vectors.search(queries, k, self.catalog.exact)
         return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
                 for row_ids, row_scores in zip(ids, scores, strict=True)]
 
@@ -320,32 +251,23 @@ class Staging:
             raise
 
     def _start(self, base: Snapshot | None) -> None:
-        meta = self.meta
         self.vectors: vectors.VectorIndex
         if base is None:
-            self.db = sqlite3.connect(self.path / SQLITE)
-            self.db.executescript(_SCHEMA)
-            self.vectors = vectors.FlatVectors(vectors.new_flat(meta.dim))
+            self.catalog = Catalog.writable(self.path / SQLITE, new=True)
+            self.vectors = vectors.FlatVectors(vectors.new_flat(self.meta.dim))
         else:
             shutil.copyfile(base.path / SQLITE, self.path / SQLITE)
-            self.db = sqlite3.connect(self.path / SQLITE)
+            self.catalog = Catalog.writable(self.path / SQLITE, new=False)
             self.vectors = vectors.opened(base.meta.index_type, faiss.read_index(str(base.path / VECTORS)))
-            self.meta = replace(meta, index_type=base.meta.index_type, ivf_trained_on=base.meta.ivf_trained_on,
-                                nprobe=base.meta.nprobe)
-        self.db.execute(_EXACT)  # not in _SCHEMA: indexes written before IVF-PQ lack it and get it here
-        self.exact = ExactTable(self.db)
-        # The staging copy is thrown away if we die, so it needs no journal.
-        self.db.execute("PRAGMA journal_mode = OFF")
-        self.db.execute("PRAGMA synchronous = OFF")
+            self.meta = replace(self.meta, index_type=base.meta.index_type,
+                                ivf_trained_on=base.meta.ivf_trained_on, nprobe=base.meta.nprobe)
 
     def remove_file(self, path: str) -> int:
         """Drop a file and all its chunks; returns how many chunks went."""
-        ids = [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
+        ids = self.catalog.chunk_ids(path)
         if ids:
-            self.vectors.remove(np.asarray(ids, dtype=np.int64), self.exact)
-        self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
-        self.db.execute("DELETE FROM pages WHERE path = ?", (path,))
-        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+            self.vectors.remove(np.asarray(ids, dtype=np.int64), self.catalog.exact)
+        self.catalog.remove_file(path)
         return len(ids)
 
     def add_file(self, record: FileRecord, text: str, pages: Iterable[tuple[int, int, int]],
@@ -357,41 +279,26 @@ class Staging:
         if len(chunks) != len(embeddings):
             raise ValueError(f"{record.path}: {len(chunks)} chunks but {len(embeddings)} vectors")
         self.remove_file(record.path)
-        first = self._take_ids(len(chunks))
-        ids = np.arange(first, first + len(chunks), dtype=np.int64)
-        self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*asdict(record).values(), text))
-        self.db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?)", [(record.path, *p) for p in pages])
-        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [(int(i), record.path, *c) for i, c in zip(ids, chunks, strict=True)])
+        ids = self.catalog.add_file(record, text, pages, chunks)
         if len(ids):
-            self.vectors.add(ids, np.ascontiguousarray(embeddings, dtype=np.float32), self.exact)
+            self.vectors.add(ids, np.ascontiguousarray(embeddings, dtype=np.float32), self.catalog.exact)
             if vectors.switch_now(self.meta.index_policy, self.vectors):
                 self._fit_vectors()  # from here on vectors go to disk, not into an index in memory
 
     def touch_file(self, path: str, mtime_ns: int) -> None:
         """Record a new mtime for a file whose content did not change."""
-        self.db.execute("UPDATE files SET mtime_ns = ? WHERE path = ?", (mtime_ns, path))
+        self.catalog.touch_file(path, mtime_ns)
 
     def set_failures(self, failures: dict[str, str]) -> None:
-        self.db.execute("DELETE FROM failures")
-        now = time.time()
-        self.db.executemany("INSERT INTO failures VALUES (?, ?, ?)", [(p, e, now) for p, e in failures.items()])
-
-    def _take_ids(self, n: int) -> int:
-        """Chunk ids are never reused, so an id names one chunk for the index's whole life."""
-        first = int(self.db.execute("SELECT value FROM state WHERE key = 'next_chunk_id'").fetchone()[0])
-        self.db.execute("UPDATE state SET value = ? WHERE key = 'next_chunk_id'", (first + n,))
-        return first
+        self.catalog.set_failures(failures)
 
     def publish(self) -> Path:
         """Make this the current snapshot, atomically, and return its folder."""
         self._check_consistent()
         self._fit_vectors()
-        rows = self.db.execute("SELECT id, terms FROM chunks ORDER BY id").fetchall()
-        bm25_files = lexical.build(self.path / lexical.FOLDER, np.array([r[0] for r in rows], dtype=np.int64),
-                                   [r[1].split() for r in rows])
-        self.db.commit()
-        self.db.close()
+        bm25_files = lexical.build(self.path / lexical.FOLDER, *self.catalog.all_terms())
+        self.catalog.commit()
+        self.catalog.close()
         faiss.write_index(self.vectors.index, str(self.path / VECTORS))
         checksums = {name: _sha256_file(self.path / name) for name in (SQLITE, VECTORS, *bm25_files)}
         meta = {"format_version": FORMAT_VERSION, "index": asdict(self.meta), "checksums": checksums,
@@ -412,55 +319,21 @@ class Staging:
         kind = vectors.wanted_kind(self.meta.index_policy, n)
         if not vectors.needs_rebuild(self.meta.index_type, kind, n, self.meta.ivf_trained_on):
             return
-        self.vectors = vectors.rebuild(self.vectors, kind, self.meta.dim, self.exact)
+        self.vectors = vectors.rebuild(self.vectors, kind, self.meta.dim, self.catalog.exact)
         self.meta = replace(self.meta, index_type=kind, ivf_trained_on=n if kind in vectors.TRAINED else 0,
                             nprobe=vectors.default_nprobe(self.vectors.index))
 
     def abort(self) -> None:
         with contextlib.suppress(sqlite3.Error):
-            self.db.close()
+            self.catalog.close()
         shutil.rmtree(self.path, ignore_errors=True)
 
     def _check_consistent(self) -> None:
-        n_rows = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        n_rows, n_exact = self.catalog.counts()
         if n_rows != self.vectors.ntotal:
             raise IndexCorrupt(f"staging index has {n_rows} chunk rows but {self.vectors.ntotal} vectors")
-        n_exact = self.db.execute("SELECT COUNT(*) FROM exact").fetchone()[0]
         if n_exact != (n_rows if self.vectors.keeps_exact else 0):
             raise IndexCorrupt(f"staging index has {n_rows} chunk rows but {n_exact} exact vectors")
-
-
-class ExactTable:
-    """An IVF-PQ index's exact vectors, in the snapshot's SQLite (vectors.ExactVectors)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def put(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        self.db.executemany("INSERT INTO exact VALUES (?, ?)",
-                            ((int(i), v.astype(np.float32).tobytes()) for i, v in zip(ids, vecs, strict=True)))
-
-    def ids(self) -> np.ndarray:
-        return np.array([r[0] for r in self.db.execute("SELECT id FROM exact ORDER BY id")], dtype=np.int64)
-
-    def delete(self, ids: np.ndarray) -> None:
-        self.db.executemany("DELETE FROM exact WHERE id = ?", ((int(i),) for i in ids))
-
-    def clear(self) -> None:
-        self.db.execute("DELETE FROM exact")
-
-    def get(self, ids: np.ndarray) -> np.ndarray:
-        """The exact vectors of chunks `ids`, in that order."""
-        found: dict[int, bytes] = {}
-        for first in range(0, len(ids), 30_000):  # SQLite's limit on bound parameters is 32,766
-            part = [int(i) for i in ids[first: first + 30_000]]
-            found |= dict(self.db.execute(f"SELECT id, vector FROM exact WHERE id IN ({','.join('?' * len(part))})",
-                                          part))
-        missing = [int(i) for i in ids if int(i) not in found]
-        if missing:
-            raise IndexCorrupt(f"the index has no exact vector for chunk {missing[0]}; "
-                               "rebuild with `rag ingest --rebuild`")
-        return np.array([np.frombuffer(found[int(i)], dtype=np.float32) for i in ids]).reshape(len(ids), -1)
 
 
 def _snapshot_number(path: Path) -> int:

@@ -13,11 +13,12 @@ PACKAGE = Path(rag.__file__).parent
 
 # Lowest first: loaders -> chunker -> embedder -> store -> retriever -> reader/generator -> verifier -> clients.
 LAYERS: list[tuple[str, ...]] = [
-    ("rag.fsutil", "rag.models", "rag.threads", "rag.metrics", "rag.bounds", "rag.lexical", "rag.settings"),
+    ("rag.fsutil", "rag.models", "rag.threads", "rag.metrics", "rag.bounds", "rag.lexical", "rag.settings",
+     "rag.errors"),
     ("rag.ingest.loaders", "rag.ingest.sandbox", "rag.ingest.scan"),
     ("rag.ingest.chunker",),
     ("rag.embed", "rag.crossencoder"),
-    ("rag.vectors", "rag.store"),
+    ("rag.vectors", "rag.catalog", "rag.store"),
     ("rag.ingest.work", "rag.ingest.local", "rag.ingest.distributed", "rag.ingest.pipeline"),
     ("rag.retrieve", "rag.rerank", "rag.index"),
     ("rag.reader", "rag.generate", "rag.answer"),

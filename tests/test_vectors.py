@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import Index, store, vectors
+from rag import Index, catalog, store, vectors
 from rag.store import IndexMeta, Snapshot
 from tests.conftest import FIXTURES, FakeEmbedder, chunk_set
 
@@ -142,7 +142,7 @@ def test_ivfpq_index_type_reranks_with_exact_vectors_and_stays_incremental(
     assert 300 <= snap.meta.ivf_trained_on < 310  # converted during the build, at the minimum: no big flat index
     assert vectors.faiss.extract_index_ivf(snap.vectors.index).code_size == vectors.pq_bytes(fake.dim) == 64
     ids = vectors.stored_ids(snap.vectors.index)
-    exact = snap.exact.get(ids)
+    exact = snap.catalog.exact.get(ids)
     assert _as_embedded(exact, fake)  # the vectors as embedded, not decoded
     queries = fake.embed([f"word{i} topic" for i in range(0, 320, 16)])
     truth = [set(ids[np.argsort(-(exact @ q))[:5]].tolist()) for q in queries]
@@ -195,11 +195,11 @@ def test_ivfpq_below_its_minimum_is_exact_and_a_missing_exact_row_is_reported(
     Index(tmp_path / "idx", embedder=fake).ingest([corpus], progress=False, index_type="ivfpq")
     assert (_meta(tmp_path / "idx").index_type, _meta(tmp_path / "idx").index_policy) == (vectors.FLAT, "ivfpq")
     db = sqlite3.connect(":memory:")
-    db.execute(store._EXACT)
+    db.execute(catalog._EXACT)
     db.execute("INSERT INTO exact VALUES (1, ?)", (np.ones(4, np.float32).tobytes(),))
-    assert store.ExactTable(db).get(np.array([1])).tolist() == [[1.0] * 4]
+    assert catalog.ExactTable(db).get(np.array([1])).tolist() == [[1.0] * 4]
     with pytest.raises(store.IndexCorrupt, match="no exact vector for chunk 2.*--rebuild"):
-        store.ExactTable(db).get(np.array([1, 2]))
+        catalog.ExactTable(db).get(np.array([1, 2]))
 
 
 def test_pq_bytes_divide_the_dimension() -> None:

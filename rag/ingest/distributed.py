@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from rag.catalog import FileRecord
 from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.ingest.chunker import Chunk, ChunkConfig, Chunker
 from rag.ingest.sandbox import ParseLimits, Parser
 from rag.ingest.scan import Candidate
 from rag.ingest.work import IngestOptions, IngestReport, Parsed, needs_embedding, parse_one, stage_file
-from rag.store import SCRATCH, FileRecord, Staging
+from rag.store import SCRATCH, Staging
 
 PARSE_BATCH = 8  # files per parse call
 EMBED_BATCH = 16  # files per embedding call

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from tqdm import tqdm
 
 from rag import threads
+from rag.catalog import FileRecord
 from rag.embed import Embedder
 from rag.ingest.chunker import ChunkConfig, Chunker
 from rag.ingest.sandbox import ParseLimits, Parser
 from rag.ingest.scan import Candidate
 from rag.ingest.work import IngestOptions, IngestReport, Parsed, needs_embedding, parse_one, stage_file
-from rag.store import FileRecord, Staging
+from rag.store import Staging
 
 EMBED_GROUP = 512  # chunks embedded together: bigger groups sort better by length
 

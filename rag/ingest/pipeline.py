@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag import vectors
+from rag.catalog import FileRecord
 from rag.embed import Embedder
 from rag.ingest import distributed, local
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.scan import Candidate, ScanResult, scan
 from rag.ingest.work import IngestOptions, IngestReport
-from rag.store import FileRecord, IndexMeta, IndexNotFound, Snapshot, Staging, collect_garbage, write_lock, writing
+from rag.store import IndexMeta, IndexNotFound, Snapshot, Staging, collect_garbage, write_lock, writing
 
 # The engines that parse, embed and stage the files to read, by IngestOptions.engine.
 ENGINES = {"local": local.load_and_embed, "ray": distributed.load_and_embed}

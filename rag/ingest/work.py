@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag import lexical
+from rag.catalog import FileRecord
 from rag.ingest.chunker import Chunk, Chunker
 from rag.ingest.loaders import LoadError
 from rag.ingest.sandbox import ParseLimits, Parser
 from rag.ingest.scan import DEFAULT_MAX_FILE_BYTES, Candidate
-from rag.store import FileRecord, Staging
+from rag.store import Staging
 
 
 @dataclass(frozen=True)
