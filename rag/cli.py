@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +19,7 @@ from rag import threads, verify
 from rag.answer import Answer, AnswerConfig, Delta, Event
 from rag.evaluation.answers import FORMATS as ANSWER_FORMATS
 from rag.evaluation.generator import SETTINGS, SYSTEMS
-from rag.fsutil import atomic_write_text, read_jsonl
+from rag.fsutil import read_jsonl
 from rag.generate.backends import GeneratorError, Sampling
 from rag.generate.citations import Citation
 from rag.generate.weights import DEFAULT_GENERATOR
@@ -525,169 +524,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag.evaluation import retrieval as ev
-
-    if args.what == "generator":
-        return _eval_generator(args)
-    if args.what == "verifier":
-        return _eval_verifier(args)
-    if args.what == "answers":
-        return _eval_answers(args)
-    dataset = ev.load(args.format, args.dataset, args.limit, args.split)
-    print(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries", file=sys.stderr)
-    with tempfile.TemporaryDirectory() as tmp:
-        index, by_path = ev.build_index(dataset, args.cache or Path(tmp), reranker=args.reranker,
-                                        rerank_top_n=args.rerank_top_n)
-        results = ev.evaluate(index, by_path, dataset, args.mode)
-        index.close()
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        summary = {"dataset": str(args.dataset), "documents": len(dataset.corpus), "queries": len(dataset.queries),
-                   "results": results}
-        atomic_write_text(args.out / "results.json", json.dumps(summary, indent=1) + "\n")
-        atomic_write_text(args.out / "results.md", f"# Retrieval: {dataset.name}\n\n{len(dataset.corpus)} documents, "
-                                             f"{len(dataset.queries)} queries.\n\n{ev.markdown_table(results)}\n")
-    if args.json:
-        _print_json(results)
-    else:
-        print(ev.markdown_table(results))
-    return EXIT_OK
-
-
-def _eval_generator(args: argparse.Namespace) -> int:
+    """Turn the arguments into the evaluation's config, run it, write and print its Report."""
     from tqdm import tqdm
 
-    from rag.evaluation import generator as eg
-    from rag.evaluation import retrieval as ev
+    from rag.evaluation import answers, generator, retrieval, verifier
 
-    dataset = ev.load(args.format, args.dataset, args.limit)
-    todo = eg.items(dataset, args.unanswerable, args.sample)
-    with tempfile.TemporaryDirectory() as tmp:
-        index, by_path = ev.build_index(dataset, args.cache or Path(tmp))
-        systems = _systems(args, index)
-        print(f"{dataset.name}: {len(dataset.corpus)} paragraphs, {len(todo)} questions "
-              f"({sum(not i.answerable for i in todo)} made unanswerable); systems: "
-              + ", ".join(f"{k} = {s.name}" for k, s in systems.items()), file=sys.stderr)
-        passages = eg.Passages(dataset, index, by_path, args.k)
-        with tqdm(total=len(systems) * len(args.settings) * len(todo), desc="answer", unit="question",
-                  disable=None) as bar:
-            results, rows = eg.evaluate(systems, passages, todo, args.settings, bar.update)
-        index.close()
-    table = eg.markdown_table(results)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        summary = {"dataset": str(args.dataset), "questions": len(todo), "paragraphs": len(dataset.corpus),
-                   "systems": {k: s.name for k, s in systems.items()}, "config": vars(args) | {
-                       "dataset": str(args.dataset), "out": str(args.out), "cache": str(args.cache)},
-                   "results": results}
-        atomic_write_text(args.out / "results.json", json.dumps(summary, indent=1, default=str) + "\n")
-        atomic_write_text(args.out / "results.md", f"# Answering systems: {dataset.name}\n\n{len(todo)} questions, "
-                                                   f"{args.k} passages each.\n\n{table}\n")
-        atomic_write_text(args.out / "outcomes.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    if args.json:
-        _print_json(results)
-    else:
-        print(table)
-    return EXIT_OK
-
-
-def _systems(args: argparse.Namespace, index: Index) -> dict[str, Any]:
-    """The answering systems `rag eval generator` compares, by name (see its --systems help)."""
-    from rag.generate import backends
-
-    config = AnswerConfig(k=args.k, sampling=Sampling(max_new_tokens=args.max_new_tokens))
-    reader = _reader(args) if {"reader", "pipeline"} & set(args.systems) else None
-    make = {
-        "base": lambda: Pipeline.build(index, backends.make(args.generator, adapter=None), config),
-        "generator": lambda: Pipeline.build(index, backends.make(args.generator, adapter=args.adapter), config),
-        "reader": lambda: Pipeline.build(index, None, config, reader),
-        "pipeline": lambda: Pipeline.build(index, backends.make(args.generator, adapter=args.adapter), config, reader,
-                                          verify.load(args.verifier)),
+    runs: dict[str, Callable[[Any], Any]] = {
+        "retrieval": lambda bar: retrieval.run(retrieval.RetrievalEval(
+            args.dataset, args.format, tuple(args.mode), args.limit, args.split, args.cache, args.reranker,
+            args.rerank_top_n)),
+        "generator": lambda bar: generator.run(generator.GeneratorEval(
+            args.dataset, args.format, args.sample, args.limit, tuple(args.systems), args.generator, args.adapter,
+            args.reader, args.verifier, tuple(args.settings), args.k, args.unanswerable, args.max_new_tokens,
+            args.cache), bar),
+        "answers": lambda bar: answers.run(answers.AnswersEval(
+            args.dataset, args.format, args.index, args.limit, args.cache, args.generator, args.adapter,
+            args.verifier, args.reader, args.use_reader, args.strict, args.k), args.out, bar),
+        "verifier": lambda bar: verifier.run(verifier.VerifierEval(
+            args.halueval, args.vitaminc, args.limit, args.calibration_limit, args.verifier, args.judge), bar),
     }
-    return {name: make[name]() for name in args.systems}
-
-
-def _eval_answers(args: argparse.Namespace) -> int:
-    from contextlib import ExitStack
-
-    from tqdm import tqdm
-
-    from rag.evaluation import answers as ea
-    from rag.evaluation import retrieval as ev
-    from rag.generate import backends
-
-    problems: list[str] = []
-    if args.format == "squad":
-        dataset = ev.load_squad(args.dataset, args.limit)
-        questions = ea.from_dataset(dataset)
-    else:
-        questions = ea.load_jsonl(args.dataset, problems)[: args.limit]
-    for problem in problems:
-        print(f"rag eval answers: skipped {problem}", file=sys.stderr)
-    generator = backends.make(args.generator, adapter=args.adapter)
-    checker = verify.load(args.verifier)
+    with tqdm(total=None, desc=args.what, unit="item", disable=None) as bar:
+        report = runs[args.what](bar)
+    for problem in report.problems:
+        print(f"rag eval {args.what}: skipped {problem}", file=sys.stderr)
     if args.out:
-        ea.prepare(args.out, {"dataset": str(args.dataset), "format": args.format, "index": args.index,
-                              "limit": args.limit, "generator": generator.name, "verifier": checker.name,
-                              "reader": str(args.reader) if args.use_reader else None, "strict": args.strict,
-                              "k": args.k})
-    with ExitStack() as stack:
-        if args.index == "build":
-            if args.format != "squad":
-                raise ValueError("--index build indexes a SQuAD dataset's paragraphs; for JSON-lines questions "
-                                 "pass --index DIR (an index of the documents they are about)")
-            work = args.cache or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            index = stack.enter_context(ev.build_index(dataset, work)[0])
-        else:
-            index = stack.enter_context(Index(args.index))
-        answers = Pipeline.build(index, generator, AnswerConfig(k=args.k), _reader(args), checker, args.strict)
-        print(f"{len(questions)} questions over {args.index} with {answers.name}, verifier {checker.name}",
-              file=sys.stderr)
-        with tqdm(total=len(questions), desc="answer", unit="question", disable=None) as bar:
-            metrics = ea.evaluate(answers, questions, args.out, f"Answers: {args.dataset.name}", bar.update)
+        report.write(args.out)
     if args.json:
-        _print_json(metrics)
+        _print_json(report.results)
     else:
-        print(ea.table(metrics))
-    return EXIT_FILES_FAILED if problems else EXIT_OK
-
-
-def _eval_verifier(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from rag.evaluation import verifier as ev
-    from rag.generate import backends
-    from rag.training import verifier as training
-
-    _, calibration_rows, dev_rows = training.split(args.halueval, training.VerifierConfig())
-    calibration = ev.halueval(calibration_rows, args.calibration_limit)
-    datasets = {"halueval-dev": ev.halueval(dev_rows, args.limit),
-                "halueval-dev-sentences": ev.halueval_sentences(dev_rows, args.limit)}
-    if args.vitaminc:
-        datasets["vitaminc"] = ev.vitaminc(args.vitaminc, args.limit)
-    trained = verify.load(args.verifier)
-    verifiers: dict[str, verify.Verifier] = {trained.name: trained, f"{trained.name} (model only)": trained.inner,
-                                             "token-overlap": verify.OverlapVerifier()}
-    if args.judge:
-        verifiers["judge"] = ev.JudgeVerifier(backends.make(args.judge, adapter=None))
-    baselines = [name for name in verifiers if name in ("token-overlap", "judge")]
-    total = len(verifiers) * sum(map(len, datasets.values())) + len(baselines) * len(calibration)
-    with tqdm(total=total, desc="verify", unit="pair", disable=None) as bar:
-        results = ev.evaluate(verifiers, calibration, datasets, baselines, bar.update)
-    table = ev.markdown_table(results)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out / "results.json", json.dumps(
-            {"halueval": str(args.halueval), "vitaminc": str(args.vitaminc), "limit": args.limit,
-             "models": {name: v.name for name, v in verifiers.items()}, "results": results}, indent=1) + "\n")
-        atomic_write_text(args.out / "results.md", f"# Verifiers\n\n{table}\n\n![calibration](calibration.png)\n")
-        ev.calibration_plot(results, args.out / "calibration.png")
-    if args.json:
-        _print_json({name: {data: {k: v for k, v in r.items() if k != "scores"} for data, r in by_data.items()}
-                     for name, by_data in results.items()})
-    else:
-        print(table)
-    return EXIT_OK
+        print(report.table)
+    return EXIT_FILES_FAILED if report.problems else EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:

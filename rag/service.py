@@ -182,9 +182,10 @@ class LocalService:
         ea.prepare(out, {"dataset": str(dataset), "index": str(self.index.path), "generator": settings.generator})
         with self.lock:
             answers = Pipeline.build(self.index, self.generator(settings), AnswerConfig(), self.reader, self.verifier)
-            metrics = ea.evaluate(answers, questions, out, f"Answers: {dataset.name}",
-                                  progress=_counter(progress, len(questions)))
-        return EvalResult(metrics, out, problems)
+            report = ea.evaluate(answers, questions, out, f"Answers: {dataset.name}",
+                                 progress=_counter(progress, len(questions)))
+        report.write(out)
+        return EvalResult(report.results, out, problems)
 
 
     def evaluate_retrieval(self, dataset: Path, progress: Progress) -> EvalResult:

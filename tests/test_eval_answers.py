@@ -74,7 +74,7 @@ def test_question_files_report_bad_lines_by_number_and_keep_the_rest(tmp_path: P
 
 
 def test_metrics_by_hand() -> None:
-    outcomes = ea.run(checked(FakeAnswerer(SCRIPT)), QUESTIONS, None)
+    outcomes = ea.ask_all(checked(FakeAnswerer(SCRIPT)), QUESTIONS, None)
     m = ea.score(outcomes)
     assert (m["questions"], m["answerable"], m["unanswerable"], m["sentences"]) == (4, 2, 2, 4)
     # sentences: bees supported; ants mis-cited ([3] is about wasps), so re-cited to [2]; cows unsupported;
@@ -102,12 +102,12 @@ def test_an_interrupted_run_resumes_without_redoing_finished_questions(tmp_path:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ea.run(checked(first), QUESTIONS, out, progress=stop_after_two)
+        ea.ask_all(checked(first), QUESTIONS, out, progress=stop_after_two)
     assert first.asked == [q.question for q in QUESTIONS[:2]]
     with (out / ea.OUTCOMES).open("a") as fh:
         fh.write('{"id": "3", "question": "Who fou')  # a crash in the middle of a line
     second = FakeAnswerer(SCRIPT)
-    outcomes = ea.run(checked(second), QUESTIONS, out)
+    outcomes = ea.ask_all(checked(second), QUESTIONS, out)
     assert second.asked == [q.question for q in QUESTIONS[2:]]
     assert [o["id"] for o in outcomes] == ["1", "2", "3", "4"]
     lines = (out / ea.OUTCOMES).read_text().splitlines()
@@ -118,11 +118,11 @@ def test_an_interrupted_run_resumes_without_redoing_finished_questions(tmp_path:
 
 
 def test_report_files_are_written_and_well_formed(tmp_path: Path) -> None:
-    outcomes = ea.run(checked(FakeAnswerer(SCRIPT)), QUESTIONS, None)
-    metrics = ea.score(outcomes)
-    ea.report(tmp_path, metrics, outcomes, "Answers: demo")
+    report = ea.evaluate(checked(FakeAnswerer(SCRIPT)), QUESTIONS, None, "Answers: demo")
+    report.write(tmp_path)
     saved: dict[str, Any] = json.loads((tmp_path / "results.json").read_text())
-    assert saved["metrics"] == metrics and saved["title"] == "Answers: demo"
+    assert saved["results"] == report.results and saved["title"] == "Answers: demo"
+    assert set(saved) == {"evaluation", "title", "config", "results", "created_at"}
     markdown = (tmp_path / "results.md").read_text()
     assert "| faithfulness | 0.75 |" in markdown and "![support](support.png)" in markdown
     for name in ("metrics.png", "support.png", "latency.png"):

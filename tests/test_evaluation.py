@@ -111,5 +111,6 @@ def test_eval_command_writes_json_and_markdown(beir_folder: Path, tmp_path: Path
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert set(printed) == {"bm25", "dense"} and printed["bm25"]["recall@20"] == 1.0
-    assert json.loads((out / "results.json").read_text())["results"] == printed
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["results"] == printed and saved["evaluation"] == "retrieval" and saved["config"]["format"] == "beir"
     assert "| bm25 |" in (out / "results.md").read_text()

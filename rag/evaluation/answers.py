@@ -17,25 +17,34 @@ resumes where it was, and the metrics are computed from that file:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag import metrics
-from rag.answer import Answer
+from rag import metrics, verify
+from rag.answer import Answer, AnswerConfig
 from rag.evaluation import plots
 from rag.evaluation.generator import answer_text, exact, f1, normalize
-from rag.evaluation.retrieval import Dataset
+from rag.evaluation.report import OUTCOMES, Progress, Report, config_json
+from rag.evaluation.retrieval import Dataset, build_index, load_squad
 from rag.fsutil import atomic_path, atomic_write_text, read_jsonl
+from rag.generate import backends
+from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import Index
 from rag.pipeline import Pipeline
+from rag.reader import Reader
 
-OUTCOMES, RUN = "outcomes.jsonl", "run.json"
+log = logging.getLogger(__name__)
+RUN = "run.json"
 FORMATS = ("squad", "jsonl")
 
 
@@ -92,8 +101,8 @@ def outcome(question: Question, answer: Answer, threshold: float) -> dict[str, A
             "threshold": threshold, "sources": [h.source for h in answer.retrieved], "timings": answer.timings}
 
 
-def run(pipeline: Pipeline, questions: list[Question], out: Path | None,
-        progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+def ask_all(pipeline: Pipeline, questions: list[Question], out: Path | None,
+            progress: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
     """Answer (and check, and decide) every question not already in out/outcomes.jsonl; returns
     all outcomes. The pipeline must have a verifier: its threshold is what support is judged by."""
     if pipeline.verifier is None:
@@ -121,13 +130,13 @@ def run(pipeline: Pipeline, questions: list[Question], out: Path | None,
 
 
 def evaluate(pipeline: Pipeline, questions: list[Question], out: Path | None, title: str,
-             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """`run`, then the metrics, written with their report into `out` (call `prepare` on it first)."""
-    outcomes = run(pipeline, questions, out, progress)
+             progress: Callable[[int], object] | None = None, config: dict[str, Any] | None = None) -> Report:
+    """`ask_all` (outcomes streamed into `out`: call `prepare` on it first), then the metrics."""
+    outcomes = ask_all(pipeline, questions, out, progress)
     metrics = score(outcomes)
-    if out:
-        report(out, metrics, outcomes, title)
-    return metrics
+    draw = {"metrics.png": _quality, "support.png": _support, "latency.png": _latency}
+    return Report("answers", title, config or {}, metrics, table(metrics),
+                  plots={name: functools.partial(f, metrics, outcomes) for name, f in draw.items()})
 
 
 def prepare(out: Path, settings: dict[str, Any]) -> None:
@@ -221,24 +230,22 @@ def table(metrics: dict[str, Any]) -> str:
     return f"| metric | value |\n| --- | ---: |\n{rows}"
 
 
-def markdown(metrics: dict[str, Any], title: str) -> str:
-    return (f"# {title}\n\n{table(metrics)}\n\n"
-            "![metrics](metrics.png)\n\n![support](support.png)\n\n![latency](latency.png)\n")
-
-
-def figures(metrics: dict[str, Any], outcomes: list[dict[str, Any]], out: Path) -> None:
-    """metrics.png (quality bars), support.png (sentence support by verdict), latency.png."""
+def _quality(metrics: dict[str, Any], outcomes: list[dict[str, Any]], path: Path) -> None:
+    """Quality bars, one per metric that has a value."""
     plt = plots.pyplot()
     names = ["faithfulness", "citation_recall", "citation_precision", "exact_match", "f1", "right_and_cited",
-             "abstention",
-             "wrong_abstention", "gold_retrieved"]
+             "abstention", "wrong_abstention", "gold_retrieved"]
     shown = [n for n in names if metrics.get(n) is not None]
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.barh(shown, [metrics[n] for n in shown], color="tab:blue")
     ax.set(xlim=(0, 1), title=f"Answer quality ({metrics['questions']} questions)")
     ax.invert_yaxis()
-    plots.save(fig, out / "metrics.png")
+    plots.save(fig, path)
 
+
+def _support(metrics: dict[str, Any], outcomes: list[dict[str, Any]], path: Path) -> None:
+    """Sentence support by the cited passages, by verdict."""
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     sentences = [s for o in outcomes for s in o["sentences"] if s["support"] is not None]
     for verdict in ("supported", "mis-cited", "unsupported"):
@@ -247,16 +254,65 @@ def figures(metrics: dict[str, Any], outcomes: list[dict[str, Any]], out: Path) 
             ax.hist(values, bins=20, range=(0, 1), alpha=0.7, label=f"{verdict} ({len(values)})")
     ax.set(xlabel="support by cited passages", ylabel="sentences", title="Sentence support")
     ax.legend()
-    plots.save(fig, out / "support.png")
+    plots.save(fig, path)
 
+
+def _latency(metrics: dict[str, Any], outcomes: list[dict[str, Any]], path: Path) -> None:
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.hist([o["timings"]["total_s"] for o in outcomes], bins=30, color="tab:green")
     ax.set(xlabel="seconds per question (retrieve, generate, verify)", ylabel="questions", title="Latency")
-    plots.save(fig, out / "latency.png")
+    plots.save(fig, path)
 
 
-def report(out: Path, metrics: dict[str, Any], outcomes: list[dict[str, Any]], title: str) -> None:
-    """results.json, results.md and the plots, beside outcomes.jsonl."""
-    atomic_write_text(out / "results.json", json.dumps({"title": title, "metrics": metrics}, indent=1) + "\n")
-    atomic_write_text(out / "results.md", markdown(metrics, title))
-    figures(metrics, outcomes, out)
+@dataclass(frozen=True)
+class AnswersEval:
+    """`rag eval answers`: the question set, the index and the pipeline's parts."""
+
+    dataset: Path  # SQuAD JSON, or JSON lines of questions
+    format: str  # squad or jsonl
+    index: str  # an index folder, or "build" to index a SQuAD dataset's paragraphs (under `cache`)
+    limit: int | None = None
+    cache: Path | None = None
+    generator: str = DEFAULT_GENERATOR
+    adapter: str | None = backends.SHIPPED
+    verifier: Path | None = None
+    reader: Path | None = None  # None: the shipped reader
+    use_reader: bool = True
+    strict: bool = False
+    k: int = 5
+
+
+def run(config: AnswersEval, out: Path | None = None, progress: Progress | None = None) -> Report:
+    """The whole pipeline over the questions; with `out`, each outcome is appended to
+    out/outcomes.jsonl as it comes and a rerun resumes (under the same config only)."""
+    problems: list[str] = []
+    if config.format == "squad":
+        dataset = load_squad(config.dataset, config.limit)
+        questions = from_dataset(dataset)
+    else:
+        questions = load_jsonl(config.dataset, problems)[: config.limit]
+    generator = backends.make(config.generator, adapter=config.adapter)
+    checker = verify.load(config.verifier)
+    settings = config_json(config) | {"generator": generator.name, "verifier": checker.name}
+    if out:
+        prepare(out, settings)
+    with ExitStack() as stack:
+        if config.index == "build":
+            if config.format != "squad":
+                raise ValueError("--index build indexes a SQuAD dataset's paragraphs; for JSON-lines questions "
+                                 "pass --index DIR (an index of the documents they are about)")
+            work = config.cache or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            index = stack.enter_context(build_index(dataset, work)[0])
+        else:
+            index = stack.enter_context(Index(config.index))
+        reader = Reader(config.reader) if config.use_reader else None
+        answers = Pipeline.build(index, generator, AnswerConfig(k=config.k), reader, checker, config.strict)
+        log.info("%d questions over %s with %s, verifier %s", len(questions), config.index, answers.name,
+                 checker.name)
+        if progress is not None:
+            progress.reset(len(questions))
+        report = evaluate(answers, questions, out, f"Answers: {config.dataset.name}",
+                          progress.update if progress else None, settings)
+    report.problems = problems
+    return report

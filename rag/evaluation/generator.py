@@ -12,21 +12,31 @@ SQuAD is evaluation-only here: nothing is tuned on it.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import string
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from rag import lexical, metrics
-from rag.answer import Answer
+from rag import lexical, metrics, verify
+from rag.answer import Answer, AnswerConfig
+from rag.evaluation import retrieval
+from rag.evaluation.report import Progress, Report, config_json
 from rag.evaluation.retrieval import Dataset
+from rag.generate import backends
+from rag.generate.backends import Sampling
+from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import Index
 from rag.pipeline import Pipeline
+from rag.reader import Reader
 from rag.retrieve import Hit
 
+log = logging.getLogger(__name__)
 SETTINGS = ("gold", "retrieved")
 SYSTEMS = ("base", "generator", "reader", "pipeline")  # see `rag eval generator --help`
 
@@ -98,8 +108,8 @@ class Passages:
         return Hit(rank, -rank, self.path_of[doc], None, 0, len(text), 0.0, "", text)
 
 
-def run(system: Pipeline, passages: Passages, todo: list[Item], setting: str,
-        progress: Callable[[], None] | None = None) -> list[Outcome]:
+def ask_all(system: Pipeline, passages: Passages, todo: list[Item], setting: str,
+        progress: Callable[[int], object] | None = None) -> list[Outcome]:
     out = []
     for item in todo:
         hits = passages.gold(item) if setting == "gold" else passages.retrieved(item)
@@ -107,7 +117,7 @@ def run(system: Pipeline, passages: Passages, todo: list[Item], setting: str,
         gold = next((n for n, h in enumerate(answer.retrieved, 1) if passages.is_gold(h, item)), None)
         out.append(Outcome(item, setting, answer, gold))
         if progress:
-            progress()
+            progress(1)
     return out
 
 
@@ -207,7 +217,7 @@ def _contains(text: str, answers: list[str]) -> bool:
 
 
 def evaluate(systems: dict[str, Pipeline], passages: Passages, todo: list[Item], settings: list[str],
-             progress: Callable[[], None] | None = None) -> tuple[dict[str, dict[str, dict[str, float | None]]],
+             progress: Callable[[int], object] | None = None) -> tuple[dict[str, dict[str, dict[str, float | None]]],
                                                                   list[dict[str, Any]]]:
     """({system: {setting: metrics}}, every outcome as JSON), all systems on the same items."""
     results: dict[str, dict[str, dict[str, float | None]]] = {}
@@ -215,7 +225,7 @@ def evaluate(systems: dict[str, Pipeline], passages: Passages, todo: list[Item],
     for name, system in systems.items():
         results[name] = {}
         for setting in settings:
-            outcomes = run(system, passages, todo, setting, progress)
+            outcomes = ask_all(system, passages, todo, setting, progress)
             results[name][setting] = score(outcomes)
             rows += [{"system": name, **outcome_json(o)} for o in outcomes]
     return results, rows
@@ -223,3 +233,59 @@ def evaluate(systems: dict[str, Pipeline], passages: Passages, todo: list[Item],
 
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+@dataclass(frozen=True)
+class GeneratorEval:
+    """`rag eval generator`: the answering systems to compare, on what."""
+
+    dataset: Path  # SQuAD v1.1 JSON, or HaluEval QA (its last 1000 rows)
+    format: str = "squad"
+    sample: int | None = 300  # questions drawn with a fixed seed
+    limit: int | None = None  # whole articles up to N questions first
+    systems: tuple[str, ...] = ("generator", "reader", "pipeline")
+    generator: str = DEFAULT_GENERATOR
+    adapter: str | None = backends.SHIPPED
+    reader: Path | None = None  # None: the shipped reader
+    verifier: Path | None = None  # None: the shipped verifier
+    settings: tuple[str, ...] = SETTINGS
+    k: int = 5
+    unanswerable: float = 0.3
+    max_new_tokens: int = 64
+    cache: Path | None = None
+
+
+def systems(config: GeneratorEval, index: Index) -> dict[str, Pipeline]:
+    """The answering systems by name: base (the bare generator), generator (with its adapter),
+    reader (its span alone), pipeline (reader, generator, verifier and decision)."""
+    answer = AnswerConfig(k=config.k, sampling=Sampling(max_new_tokens=config.max_new_tokens))
+    reader = Reader(config.reader) if {"reader", "pipeline"} & set(config.systems) else None
+    make = {
+        "base": lambda: Pipeline.build(index, backends.make(config.generator, adapter=None), answer),
+        "generator": lambda: Pipeline.build(index, backends.make(config.generator, adapter=config.adapter), answer),
+        "reader": lambda: Pipeline.build(index, None, answer, reader),
+        "pipeline": lambda: Pipeline.build(index, backends.make(config.generator, adapter=config.adapter), answer,
+                                           reader, verify.load(config.verifier)),
+    }
+    return {name: make[name]() for name in config.systems}
+
+
+def run(config: GeneratorEval, progress: Progress | None = None) -> Report:
+    """Every system in every setting on the same questions; `progress` counts the answers."""
+    dataset = retrieval.load(config.format, config.dataset, config.limit)
+    todo = items(dataset, config.unanswerable, config.sample)
+    with tempfile.TemporaryDirectory() as tmp:
+        index, by_path = retrieval.build_index(dataset, config.cache or Path(tmp))
+        with index:
+            made = systems(config, index)
+            log.info("%s: %d paragraphs, %d questions (%d made unanswerable); systems: %s", dataset.name,
+                     len(dataset.corpus), len(todo), sum(not i.answerable for i in todo),
+                     ", ".join(f"{k} = {s.name}" for k, s in made.items()))
+            passages = Passages(dataset, index, by_path, config.k)
+            if progress is not None:
+                progress.reset(len(made) * len(config.settings) * len(todo))
+            results, rows = evaluate(made, passages, todo, list(config.settings),
+                                     progress.update if progress else None)
+    return Report("generator", f"Answering systems: {dataset.name}",
+                  config_json(config) | {"models": {k: s.name for k, s in made.items()}}, results,
+                  markdown_table(results), f"{len(todo)} questions, {config.k} passages each.", outcomes=rows)

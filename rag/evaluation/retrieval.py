@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,9 +22,13 @@ from tqdm import tqdm
 
 from rag import metrics, threads
 from rag.embed import Embedder
+from rag.evaluation.report import Report, config_json
 from rag.fsutil import read_jsonl
 from rag.index import Index
+from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N
+from rag.retrieve import MODES
 
+log = logging.getLogger(__name__)
 CUTOFFS = (1, 5, 10, 20)
 CHUNKS_PER_DOC = 3  # chunks fetched per document rank needed, so that 20 distinct documents come back
 
@@ -186,3 +192,30 @@ def markdown_table(results: dict[str, dict[str, float]], fmt: Callable[[float], 
     lines = ["| mode | " + " | ".join(COLUMNS) + " |", "| --- |" + " ---: |" * len(COLUMNS)]
     lines += [f"| {mode} | " + " | ".join(fmt(row[c]) for c in COLUMNS) + " |" for mode, row in results.items()]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RetrievalEval:
+    """`rag eval retrieval`: what to evaluate, on what."""
+
+    dataset: Path
+    format: str  # squad, beir or halueval
+    modes: tuple[str, ...] = MODES  # a mode may end in "+rerank"
+    limit: int | None = None
+    split: str = "test"  # BEIR qrels
+    cache: Path | None = None  # keep the documents and index here, reused next time
+    reranker: str = DEFAULT_RERANKER
+    rerank_top_n: int = DEFAULT_TOP_N
+
+
+def run(config: RetrievalEval) -> Report:
+    dataset = load(config.format, config.dataset, config.limit, config.split)
+    note = f"{len(dataset.corpus)} documents, {len(dataset.queries)} queries."
+    log.info("%s: %s", dataset.name, note)
+    with tempfile.TemporaryDirectory() as tmp:
+        index, by_path = build_index(dataset, config.cache or Path(tmp), reranker=config.reranker,
+                                     rerank_top_n=config.rerank_top_n)
+        with index:
+            results = evaluate(index, by_path, dataset, list(config.modes))
+    return Report("retrieval", f"Retrieval: {dataset.name}", config_json(config), results, markdown_table(results),
+                  note)

@@ -13,11 +13,15 @@ import json
 import random
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag import metrics
+from rag import metrics, verify
 from rag.evaluation import plots
+from rag.evaluation.report import Progress, Report, config_json
+from rag.generate import backends
+from rag.generate.weights import DEFAULT_GENERATOR
 from rag.training import verifier as training
 from rag.training.verifier import Pair
 from rag.verify import Verifier, claim
@@ -76,7 +80,7 @@ def _judge_messages(premise: str, hypothesis: str) -> list[dict[str, str]]:
 
 
 def score(verifier: Verifier, items: list[Pair], threshold: float,
-          progress: Callable[[int], None] | None = None, batch: int = 32) -> dict[str, Any]:
+          progress: Callable[[int], object] | None = None, batch: int = 32) -> dict[str, Any]:
     """Balanced accuracy at `threshold`, ROC AUC, calibration bins, time per pair, and the scores."""
     verifier.scores([(i.premise, i.hypothesis) for i in items[:1]])  # loading the model is not time per pair
     start, found = time.perf_counter(), []
@@ -99,7 +103,7 @@ def _round(value: float | None) -> float | None:
 
 
 def evaluate(verifiers: dict[str, Verifier], calibration: list[Pair], datasets: dict[str, list[Pair]],
-             calibrate: Collection[str] = (), progress: Callable[[int], None] | None = None
+             calibrate: Collection[str] = (), progress: Callable[[int], object] | None = None
              ) -> dict[str, dict[str, dict[str, Any]]]:
     """results[verifier][dataset]. The verifiers named in `calibrate` (the baselines) get their
     threshold from `calibration` first; the others keep theirs (the trained one's, from training)."""
@@ -137,3 +141,38 @@ def calibration_plot(results: dict[str, dict[str, dict[str, Any]]], path: Path) 
         ax.set(title=data, xlabel="mean score in bin", ylabel="share supported", xlim=(0, 1), ylim=(0, 1))
         ax.legend(fontsize=8)
     plots.save(fig, path)
+
+
+@dataclass(frozen=True)
+class VerifierEval:
+    """`rag eval verifier`: the data, and which verifier and judge."""
+
+    halueval: Path  # its last 1000 rows (dev) are scored, the 500 before calibrate the baselines
+    vitaminc: Path | None = None
+    limit: int = 1000  # pairs per dataset, drawn with a fixed seed
+    calibration_limit: int = 400
+    verifier: Path | None = None  # None: the shipped one
+    judge: str = DEFAULT_GENERATOR  # the bare generator as a yes/no judge; "" for none
+
+
+def run(config: VerifierEval, progress: Progress | None = None) -> Report:
+    _, calibration_rows, dev_rows = training.split(config.halueval, training.VerifierConfig())
+    calibration = halueval(calibration_rows, config.calibration_limit)
+    datasets = {"halueval-dev": halueval(dev_rows, config.limit),
+                "halueval-dev-sentences": halueval_sentences(dev_rows, config.limit)}
+    if config.vitaminc:
+        datasets["vitaminc"] = vitaminc(config.vitaminc, config.limit)
+    trained = verify.load(config.verifier)
+    verifiers: dict[str, Verifier] = {trained.name: trained, f"{trained.name} (model only)": trained.inner,
+                                      "token-overlap": verify.OverlapVerifier()}
+    if config.judge:
+        verifiers["judge"] = JudgeVerifier(backends.make(config.judge, adapter=None))
+    baselines = [name for name in verifiers if name in ("token-overlap", "judge")]
+    if progress is not None:
+        progress.reset(len(verifiers) * sum(map(len, datasets.values())) + len(baselines) * len(calibration))
+    scored = evaluate(verifiers, calibration, datasets, baselines, progress.update if progress else None)
+    results = {name: {data: {k: v for k, v in r.items() if k != "scores"} for data, r in by_data.items()}
+               for name, by_data in scored.items()}
+    models = {k: v.name for k, v in verifiers.items()}
+    return Report("verifier", "Verifiers", config_json(config) | {"models": models}, results, markdown_table(scored),
+                  plots={"calibration.png": lambda path: calibration_plot(scored, path)})
