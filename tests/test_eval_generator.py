@@ -107,3 +107,24 @@ def test_questions_are_a_seeded_sample_in_dataset_order() -> None:
     assert len(some) == 10 and some == eg.items(dataset, 0.5, sample=10)
     assert [i.qid for i in some] == sorted((i.qid for i in some), key=lambda q: int(q[1:]))
     assert 0 < sum(i.answerable for i in eg.items(dataset, 0.5)) < 50
+
+
+@pytest.mark.slow
+def test_run_takes_a_config_and_writes_the_common_report(tmp_path: Path) -> None:
+    """`rag eval generator` as library code: the real reader alone over a tiny SQuAD file."""
+    import json
+
+    squad = {"data": [{"title": "Rivers", "paragraphs": [
+        {"context": text, "qas": [{"id": key, "question": f"Where does the river of {key} end?",
+                                   "answers": [{"text": text.split()[-2], "answer_start": 0}]}]}
+        for key, text in PARAGRAPHS.items()]}]}
+    (tmp_path / "squad.json").write_text(json.dumps(squad))
+    config = eg.GeneratorEval(tmp_path / "squad.json", systems=("reader",), settings=("gold",), sample=None,
+                              unanswerable=0.0, k=3, cache=tmp_path / "cache")
+    report = eg.run(config)
+    assert report.evaluation == "generator" and set(report.results) == {"reader"}
+    assert report.results["reader"]["gold"]["answerable"] == 4 and len(report.outcomes or []) == 4
+    report.write(tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["config"]["systems"] == ["reader"] and saved["results"] == report.results
+    assert "| reader | gold |" in (tmp_path / "out" / "results.md").read_text()
