@@ -98,7 +98,7 @@ reranker: setup
 # The generator's adapter as shipped in rag/generate/adapters/ (see its MODEL_CARD.md), then the evaluation.
 ADAPTER ?= models/generator-adapter
 adapter: setup
-	$(PY) -m rag finetune --data $(DATA)/halueval-qa-train.jsonl --out $(ADAPTER) --limit 1800 --eval-steps 75
+	$(PY) -m rag finetune --data $(DATA)/halueval-qa-train.jsonl --out $(ADAPTER) --limit 1000 --eval-steps 50
 
 # The extractive reader as shipped in rag/shipped/reader-minilm/ (see its MODEL_CARD.md; about 45 min on two
 # CPU cores, resumable), then the answer-or-abstain policy chosen on HaluEval dev rows for rag.pipeline.POLICIES.
@@ -110,7 +110,7 @@ reader: setup
 	  --limit 3000 --tables 1500 --learning-rate 5e-5
 
 decision: setup
-	$(PY) benchmarks/decision.py --data $(DATA)/halueval-qa-train.jsonl --reader $(READER) --out reports/decision --write
+	$(PY) benchmarks/decision.py --data $(DATA)/halueval-qa-train.jsonl --reader $(READER) --sample 200 --out reports/decision --write
 
 # Answering systems side by side on 300 SQuAD dev questions: the generator alone, the reader alone, the pipeline.
 eval-generator: setup
