@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rag.answer import Answer
+from rag.answer import Answer, Event
 from rag.evaluation import answers as ea
 from rag.generate.prompt import ABSTAIN
 from rag.pipeline import Pipeline
@@ -26,7 +26,7 @@ class FakeAnswerer:
         self.script = script
         self.asked: list[str] = []
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
+    def stream(self, question: str) -> Iterator[Event]:
         yield self.ask(question)
 
     def ask(self, question: str) -> Answer:
