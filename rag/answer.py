@@ -20,7 +20,7 @@ from rag import threads
 from rag.generate import citations as cites
 from rag.generate import excerpt, prompt
 from rag.generate.backends import Generator, Sampling
-from rag.reader import Span, SpanReader
+from rag.reader import Span, SpanReader, best_per_passage
 from rag.retrieve import Hit, Retriever
 
 # Best-passage cosine below which no passage is taken to be relevant, per embedder, calibrated by
@@ -191,7 +191,7 @@ class Answerer:
         threads.use(self.config.search_threads)
         spans = self.reader.read_hits(question, hits, top=len(hits))
         timings["read_s"] = time.perf_counter() - began
-        return [s for n, s in enumerate(spans) if all(o.passage != s.passage for o in spans[:n])]
+        return best_per_passage(spans)
 
     def _narrow(self, question: str, hits: list[Hit], spans: list[Span]) -> list[Hit]:
         """Each passage cut to its most relevant sentences, keeping the reader's span in it."""

@@ -115,7 +115,7 @@ def _ask_parser(sub: Any, env: Settings) -> None:
     _generator_option(ask, env, "; with --server, the server's model name")
     ask.add_argument("--server", default=env.server,
                      help="base URL of an OpenAI-compatible server, e.g. http://gpu-host:8000/v1 ($RAG_SERVER)")
-    _adapter_options(ask)
+    _adapter_options(ask, env)
     ask.add_argument("--context-tokens", type=int,
                      help="the model's window, prompt plus answer (default: read from the model in process, "
                           "4096 for a server)")
@@ -123,8 +123,8 @@ def _ask_parser(sub: Any, env: Settings) -> None:
     ask.add_argument("--passage-chars", type=int, default=AnswerConfig.passage_chars,
                      help="cut each passage to its most relevant sentences within this many characters; "
                           "0 shows whole chunks (default %(default)s)")
-    _verifier_options(ask)
-    _reader_options(ask)
+    _verifier_options(ask, env)
+    _reader_options(ask, env)
     ask.add_argument("--extractive", action="store_true",
                      help="answer with the reader's span alone, without the generator (fast, no LLM)")
     ask.add_argument("--json", action="store_true", help="print the whole answer as one JSON object")
@@ -166,8 +166,8 @@ def _evaluate_parser(sub: Any, env: Settings) -> None:
                      help="base: the bare generator; generator: with its adapter, no reader; reader: the reader's "
                           "span alone; pipeline: reader, generator, verifier and decision (default: the last three)")
     _generator_option(gen, env)
-    _adapter_options(gen)
-    _reader_options(gen)
+    _adapter_options(gen, env)
+    _reader_options(gen, env)
     _verifier_path_option(gen)
     gen.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS),
                      help="gold: gold paragraph among distractors; retrieved: the real retriever's passages")
@@ -188,10 +188,10 @@ def _evaluate_parser(sub: Any, env: Settings) -> None:
     answers.add_argument("--limit", type=int, help="SQuAD: whole articles up to N questions; JSON lines: first N")
     answers.add_argument("--cache", type=Path, help="with --index build: keep the documents and index here")
     _generator_option(answers, env)
-    _adapter_options(answers)
+    _adapter_options(answers, env)
     _verifier_path_option(answers)
     answers.add_argument("--strict", action="store_true", help="drop unsupported sentences, as rag ask --strict")
-    _reader_options(answers)
+    _reader_options(answers, env)
     _passages_option(answers)
     answers.add_argument("--out", type=Path, help="write outcomes.jsonl (resumable), results.json, results.md and "
                                                   "PNG plots into this folder; rerunning resumes")
@@ -270,8 +270,8 @@ def _info_parser(sub: Any, env: Settings) -> None:
     info.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _adapter_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--adapter", default=Settings.from_env().generator_adapter,
+def _adapter_options(parser: argparse.ArgumentParser, env: Settings) -> None:
+    parser.add_argument("--adapter", default=env.generator_adapter,
                         help="LoRA adapter folder from rag finetune ($RAG_ADAPTER; default: the project's "
                              "fine-tuned adapter for the default generator)")
     parser.add_argument("--no-adapter", dest="adapter", action="store_const", const=None,
@@ -303,16 +303,16 @@ def _passages_option(parser: argparse.ArgumentParser, what: str = "passages per 
     parser.add_argument("-k", type=int, default=AnswerConfig.k, help=f"{what} (default {AnswerConfig.k})")
 
 
-def _verifier_options(parser: argparse.ArgumentParser) -> None:
+def _verifier_options(parser: argparse.ArgumentParser, env: Settings) -> None:
     _verifier_path_option(parser)
-    parser.add_argument("--strict", action="store_true", default=Settings.from_env().strict,
+    parser.add_argument("--strict", action="store_true", default=env.strict,
                         help="drop sentences the verifier finds unsupported; abstain if none is left ($RAG_STRICT)")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip checking each sentence against its passages")
 
 
-def _reader_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reader", type=Path, default=Settings.from_env().reader,
+def _reader_options(parser: argparse.ArgumentParser, env: Settings) -> None:
+    parser.add_argument("--reader", type=Path, default=env.reader,
                         help="folder from rag train reader ($RAG_READER; default: the shipped one)")
     parser.add_argument("--no-reader", dest="use_reader", action="store_false",
                         help="no extractive reader: the generator alone finds, cites and decides")

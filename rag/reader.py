@@ -253,6 +253,11 @@ def encode(tokenizer: Any, question: str | Sequence[str], passages: Sequence[str
     return encoded, windows
 
 
+def best_per_passage(spans: list[Span]) -> list[Span]:
+    """Each passage's best span, in the order given (best first): what answering shows and cuts around."""
+    return [s for n, s in enumerate(spans) if all(o.passage != s.passage for o in spans[:n])]
+
+
 def _distinct(spans: list[Span]) -> list[Span]:
     """Spans in order, without a later one that overlaps an earlier one in the same passage."""
     kept: list[Span] = []

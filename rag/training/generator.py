@@ -31,7 +31,7 @@ from rag import lexical, models
 from rag.answer import AnswerConfig
 from rag.fsutil import atomic_write_text, read_jsonl
 from rag.generate import excerpt, prompt, weights
-from rag.reader import Reader, Span, SpanReader
+from rag.reader import Reader, SpanReader, best_per_passage
 from rag.retrieve import Hit
 
 RECORD = "finetune.json"  # what was trained, on what, how long, with which losses
@@ -123,7 +123,7 @@ def examples(rows: list[dict[str, str]], config: FinetuneConfig, seed: int,
         rng.shuffle(texts)
         oracle = texts.index(row["knowledge"]) + 1 if keep_oracle else None
         hits = [_hit(n, text) for n, text in enumerate(texts, 1)]
-        spans = _best_per_passage(reader.read_hits(row["question"], hits, top=len(hits))) if reader else []
+        spans = best_per_passage(reader.read_hits(row["question"], hits, top=len(hits))) if reader else []
         around = {s.passage: (s.start, s.end) for s in spans}
         shown = [_narrow(row["question"], h, config.passage_chars, around.get(n)) for n, h in enumerate(hits)]
         if oracle and spans and rng.random() < config.hint_noise:
@@ -133,11 +133,6 @@ def examples(rows: list[dict[str, str]], config: FinetuneConfig, seed: int,
         target = f"{answer} [{oracle}]." if oracle else prompt.ABSTAIN
         out.append(Example(prompt.messages_for(row["question"], shown, hint), target, oracle))
     return out
-
-
-def _best_per_passage(spans: list[Span]) -> list[Span]:
-    """Each passage's best span, best first (as rag.answer keeps them)."""
-    return [s for n, s in enumerate(spans) if all(o.passage != s.passage for o in spans[:n])]
 
 
 def _hit(rank: int, text: str) -> Hit:
