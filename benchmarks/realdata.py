@@ -65,7 +65,7 @@ def embedded(texts: Sequence[str], progress: Callable[[int], None] | None = None
     if path.exists():
         return np.load(path, allow_pickle=False)
     threads.use(threads.available())
-    out = SentenceTransformerEmbedder(batch_size=64).embed(texts, progress)
+    out = SentenceTransformerEmbedder().embed(texts, progress)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, out, allow_pickle=False)
     return out

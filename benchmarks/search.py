@@ -2,9 +2,14 @@
 
     python benchmarks/search.py threads [--index indexes/default] [--rounds 5] [--json]
     python benchmarks/search.py scale --data ../shared/data [--sizes 10000 100000] [--million] [--json]
+    python benchmarks/search.py cold [--index indexes/default] [--runs 10] [--json]
 
 threads: every query once per thread count per round, alternating the order between rounds,
 so noise hits both alike; p50/p95 of a whole hybrid search.
+
+cold: `rag search QUERY` as a fresh process, as a user runs it: wall time p50/p95 over the runs
+(interpreter start, imports, model and snapshot load, one hybrid search, printing), then one
+run under `python -X importtime`: the slowest top-level imports, and whether torch was imported.
 
 scale: real indexes of 10k and 100k real texts (benchmarks/realdata.py) built by the normal
 ingest pipeline, with the texts' embeddings computed once and cached; then the latency of one
@@ -20,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -138,6 +146,26 @@ def _recall(base: np.ndarray, queries: np.ndarray) -> float:
     return round(realdata.recall_at_10(found, truth), 4)
 
 
+def cmd_cold(args: argparse.Namespace) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(realdata.ROOT)}
+    times = []
+    for i in range(args.runs + 1):  # the first run warms the page cache and is not counted
+        command = [sys.executable, "-m", "rag", "search", QUERIES[i % len(QUERIES)], "--index", str(args.index)]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env=env)
+        if i:
+            times.append(time.perf_counter() - start)
+    traced = subprocess.run([sys.executable, "-X", "importtime", *command[1:]], check=True, capture_output=True,
+                            text=True, env=env).stderr
+    # Lines read "import time: self | cumulative | name", the name indented two spaces per nesting level.
+    rows = [line.split("|") for line in traced.splitlines() if line.startswith("import time:")]
+    rows = [row for row in rows if row[1].strip().isdigit()]
+    roots = sorted(((int(cum), name.strip()) for _, cum, name in rows if not name.startswith("  ")), reverse=True)
+    modules = {name.strip() for _, _, name in rows}
+    return {"rag_search": {**_stats(times), "slowest_imports_ms": {n: round(c / 1000) for c, n in roots[:8]},
+                           "imports_torch": "torch" in modules}}
+
+
 def _search_one(index: Any, query: np.ndarray) -> object:
     return index.search(query[None, :], 10)
 
@@ -168,10 +196,13 @@ def main() -> None:
     scale.add_argument("--index", type=Path, default=Path("indexes/default"), help="its chunks lead the pool")
     scale.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     scale.add_argument("--million", action="store_true", help="also time dense search over 1M vectors")
-    for p in (thread, scale):
+    cold = sub.add_parser("cold")
+    cold.add_argument("--index", type=Path, default=Path("indexes/default"))
+    cold.add_argument("--runs", type=int, default=10)
+    for p in (thread, scale, cold):
         p.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = cmd_threads(args) if args.what == "threads" else cmd_scale(args)
+    result = {"threads": cmd_threads, "scale": cmd_scale, "cold": cmd_cold}[args.what](args)
     print(json.dumps(result, indent=1) if args.json else _text(result))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from rag import threads, verify
 from rag.answer import Answer, AnswerConfig, Delta, Event
+from rag.embed import BACKENDS, DEFAULT_BACKEND, GPU_BACKEND
 from rag.evaluation.answers import FORMATS as ANSWER_FORMATS
 from rag.evaluation.generator import SETTINGS, SYSTEMS
 from rag.fsutil import read_jsonl
@@ -77,6 +78,9 @@ def _ingest_parser(sub: Any, env: Settings) -> None:
     ingest.add_argument("--rebuild", action="store_true", help="rebuild from scratch (old index stays live until done)")
     ingest.add_argument("--wait", action="store_true", help="wait for another ingest into this index to finish")
     ingest.add_argument("--embedder", help="embedding model: packaged name, local folder or hub id")
+    ingest.add_argument("--embedder-backend", choices=BACKENDS,
+                        help=f"how to run it: {', '.join(BACKENDS)} (new index or --rebuild; default "
+                             f"{DEFAULT_BACKEND}, {GPU_BACKEND} with an NVIDIA GPU); kept by the index")
     ingest.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (new index or --rebuild)")
     ingest.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring chunks")
     ingest.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 50)")
@@ -364,7 +368,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         default = ChunkConfig()
         chunking = ChunkConfig(args.chunk_tokens or default.chunk_tokens,
                                default.overlap_tokens if args.overlap_tokens is None else args.overlap_tokens)
-    index = Index(args.index, embedder=args.embedder, chunking=chunking)
+    index = Index(args.index, embedder=args.embedder, embedder_backend=args.embedder_backend, chunking=chunking)
     max_bytes = int(args.max_file_mb * 2**20) if args.max_file_mb else None
     report = index.ingest(args.paths, rebuild=args.rebuild, wait=args.wait, max_file_bytes=max_bytes,
                           index_type=args.index_type, parse_limits=ParseLimits(timeout_s=args.parse_timeout),
@@ -632,7 +636,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         _print_json(asdict(info))
         return EXIT_OK
     print(f"index       {info.path} ({info.snapshot})\nfiles       {info.files}\nchunks      {info.chunks}\n"
-          f"embedder    {info.embedder} (dim {info.dim})\nindex type  {info.index_type}\n"
+          f"embedder    {info.embedder} (dim {info.dim}, {info.embedder_backend})\nindex type  {info.index_type}\n"
           f"chunking    {info.chunk_tokens} tokens, {info.overlap_tokens} overlap\n"
           f"size        {info.size_bytes / 2**20:.1f} MiB")
     for failure in info.failed:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.embed import Embedder, SentenceTransformerEmbedder
+from rag.embed import Embedder, make_embedder
 from rag.ingest.chunker import ChunkConfig
 from rag.ingest.pipeline import ingest
 from rag.ingest.sandbox import ParseLimits
@@ -26,6 +26,7 @@ class IndexInfo:
     files: int
     chunks: int
     embedder: str
+    embedder_backend: str
     dim: int
     index_type: str
     chunk_tokens: int
@@ -38,14 +39,15 @@ class IndexInfo:
 class Index:
     """An index folder. Reads always see the latest published snapshot.
 
-    `embedder` and `chunking` default to what the index was built with, or to the
-    project defaults for a new index; `fusion` sets how hybrid search fuses rankings;
-    `reranker` (a model name or a Reranker) rescores the best `rerank_top_n` hits of a
-    search that asks for reranking.
+    `embedder` (a model name or an Embedder), `embedder_backend` (rag.embed.BACKENDS) and
+    `chunking` default to what the index was built with, or to the project defaults for a new
+    index; `fusion` sets how hybrid search fuses rankings; `reranker` (a model name or a
+    Reranker) rescores the best `rerank_top_n` hits of a search that asks for reranking.
     """
 
     def __init__(self, path: str | Path = DEFAULT_INDEX, embedder: str | Embedder | None = None,
-                 chunking: ChunkConfig | None = None, fusion: FusionConfig | None = None,
+                 embedder_backend: str | None = None, chunking: ChunkConfig | None = None,
+                 fusion: FusionConfig | None = None,
                  reranker: str | Reranker = DEFAULT_RERANKER, rerank_top_n: int = DEFAULT_TOP_N) -> None:
         self.path = Path(path)
         self.fusion = fusion or FusionConfig()
@@ -53,6 +55,7 @@ class Index:
         self._reranker_arg = reranker
         self._reranker: Reranker | None = None
         self._embedder_arg = embedder
+        self._backend_arg = embedder_backend
         self._chunking = chunking
         self._embedder: Embedder | None = None
         self._snapshot: Snapshot | None = None
@@ -75,7 +78,7 @@ class Index:
                                 on_progress=on_progress, parse_limits=parse_limits or ParseLimits(),
                                 engine=engine, address=address,
                                 **({"max_file_bytes": max_file_bytes} if max_file_bytes else {}))
-        embedder = self._get_embedder(built.embedder if built else DEFAULT_EMBEDDER)
+        embedder = self._get_embedder(built or None)
         return ingest(self.path, [Path(p) for p in paths], embedder, chunking, options)
 
     # -- reading ------------------------------------------------------------------------------
@@ -102,9 +105,9 @@ class Index:
         snapshot = self.snapshot()
         if mode == "bm25":
             return BM25Retriever(snapshot)
-        embedder = self._get_embedder(snapshot.meta.embedder)
-        snapshot.meta.check_compatible(embedder.name, snapshot.meta.chunk_tokens, snapshot.meta.overlap_tokens,
-                                       self.path)
+        embedder = self._get_embedder(snapshot.meta)
+        meta = snapshot.meta
+        meta.check_compatible(embedder.name, embedder.backend, meta.chunk_tokens, meta.overlap_tokens, self.path)
         dense = DenseRetriever(snapshot, embedder)
         return dense if mode == "dense" else HybridRetriever(dense, BM25Retriever(snapshot), self.fusion)
 
@@ -112,8 +115,9 @@ class Index:
         snap = self.snapshot()
         meta = snap.meta
         return IndexInfo(str(self.path), snap.path.name, len(snap.manifest()), snap.chunk_count(), meta.embedder,
-                         meta.dim, meta.index_type, meta.chunk_tokens, meta.overlap_tokens, snap.size_bytes(),
-                         snap.created_at, [{"path": p, "error": e} for p, e in snap.failures().items()])
+                         meta.embedder_backend, meta.dim, meta.index_type, meta.chunk_tokens, meta.overlap_tokens,
+                         snap.size_bytes(), snap.created_at,
+                         [{"path": p, "error": e} for p, e in snap.failures().items()])
 
     def snapshot(self) -> Snapshot:
         """The published snapshot, reopened when a writer has published a newer one."""
@@ -148,11 +152,17 @@ class Index:
             self._reranker = CrossEncoderReranker(arg) if isinstance(arg, str) else arg
         return self._reranker
 
-    def _get_embedder(self, default: str) -> Embedder:
-        """The embedder given to the constructor, else `default` (what the index records)."""
+    def _get_embedder(self, built: IndexMeta | None) -> Embedder:
+        """The embedder given to the constructor, else the one the index records (`built`), else
+        the project's default."""
         if self._embedder is None:
             arg = self._embedder_arg
-            self._embedder = SentenceTransformerEmbedder(arg or default) if arg is None or isinstance(arg, str) else arg
+            if arg is None or isinstance(arg, str):
+                name = arg or (built.embedder if built else DEFAULT_EMBEDDER)
+                backend = self._backend_arg or (built.embedder_backend if built else None)  # None: the default
+                self._embedder = make_embedder(name, backend)
+            else:
+                self._embedder = arg
         return self._embedder
 
 

@@ -7,6 +7,7 @@ reached, the error names the model and the ways to provide it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from rag.settings import Settings
 
 
 class ModelNotFoundError(RuntimeError):
@@ -110,3 +113,20 @@ def quiet_loading() -> Iterator[None]:
         st_logger.setLevel(st_level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def cache_root() -> Path:
+    """Where converted models are kept: $RAG_CACHE, else ~/.cache/rag."""
+    return Path(Settings.from_env().cache or Path.home() / ".cache" / "rag")
+
+
+def fingerprint(path: Path, sample: int = 1 << 20) -> str:
+    """Identifies a file's content cheaply (size, first and last MiB), so a reinstall of the same
+    package, with new paths and times, finds the conversion it already made."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        digest.update(fh.read(sample))
+        fh.seek(max(0, size - sample))
+        digest.update(fh.read(sample))
+    return digest.hexdigest()[:12]

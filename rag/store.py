@@ -85,15 +85,22 @@ class IndexMeta:
     index_policy: str = "auto"  # what the user asked for: auto, flat, ivf or ivfpq
     ivf_trained_on: int = 0  # vectors an IVF or IVF-PQ was trained on (retrained after RETRAIN_GROWTH times more)
     nprobe: int = vectors.DEFAULT_NPROBE
+    embedder_backend: str = "torch"  # rag.embed.BACKENDS; indexes from before the choice existed used torch
     format_version: int = FORMAT_VERSION
 
-    def check_compatible(self, embedder: str, chunk_tokens: int, overlap_tokens: int, index_dir: Path) -> None:
-        """Raise IndexMismatch when the caller's embedder or chunking differs from this index's."""
+    def check_compatible(self, embedder: str, backend: str, chunk_tokens: int, overlap_tokens: int,
+                         index_dir: Path) -> None:
+        """Raise IndexMismatch when the caller's embedder, its backend or the chunking differs from this index's."""
         fix = f"rebuild it with `rag ingest PATH... --index {index_dir} --rebuild`"
         if embedder != self.embedder:
             raise IndexMismatch(
                 f"index {index_dir} was built with embedder {self.embedder!r} (dim {self.dim}), "
                 f"not {embedder!r}; {fix}"
+            )
+        if backend != self.embedder_backend:
+            raise IndexMismatch(
+                f"index {index_dir} was built with the {self.embedder_backend!r} embedder backend, not {backend!r} "
+                f"(their vectors differ slightly); use --embedder-backend {self.embedder_backend} or {fix}"
             )
         if (chunk_tokens, overlap_tokens) != (self.chunk_tokens, self.overlap_tokens):
             raise IndexMismatch(

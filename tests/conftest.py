@@ -36,9 +36,9 @@ BROKEN = {  # fixture -> words its error message must contain
 
 @pytest.fixture(scope="session")
 def tokenizer() -> Any:
-    from rag.embed import SentenceTransformerEmbedder
+    from rag.embed import make_embedder
 
-    return SentenceTransformerEmbedder().tokenizer
+    return make_embedder("all-MiniLM-L6-v2").tokenizer
 
 
 class FakeEmbedder:
@@ -50,6 +50,7 @@ class FakeEmbedder:
 
     dim = 512
     max_tokens = 256
+    backend = "fake"
 
     def __init__(self, tokenizer: Any, name: str = "fake-hash", fail_on_call: int | None = None) -> None:
         self.tokenizer = tokenizer
@@ -80,9 +81,10 @@ def fake(tokenizer: Any) -> FakeEmbedder:
 
 @pytest.fixture(scope="session")
 def real_embedder() -> Any:
-    from rag.embed import SentenceTransformerEmbedder
+    """The default embedder (its default backend), as `rag ingest` makes it."""
+    from rag.embed import make_embedder
 
-    return SentenceTransformerEmbedder()
+    return make_embedder("all-MiniLM-L6-v2")
 
 
 @pytest.fixture

@@ -8,14 +8,12 @@ Any other GGUF file, local model folder or hub id works too.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 from pathlib import Path
 
 from rag import models
-from rag.settings import Settings
 
 DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
 log = logging.getLogger(__name__)
@@ -34,11 +32,6 @@ def shipped_adapter(name: str) -> Path | None:
     """The adapter the project ships for generator `name`, if any."""
     folder = SHIPPED_ADAPTERS.get(name)
     return folder if folder and (folder / "adapter_config.json").is_file() else None
-
-
-def cache_root() -> Path:
-    """$RAG_CACHE, else ~/.cache/rag."""
-    return Path(Settings.from_env().cache or Path.home() / ".cache" / "rag")
 
 
 def resolve(name: str) -> Path:
@@ -60,7 +53,7 @@ def resolve(name: str) -> Path:
 def converted(gguf: Path) -> Path:
     """The cached transformers copy of `gguf`, made on first use (atomically: a killed
     conversion leaves no half-written model behind)."""
-    out = cache_root() / "models" / f"{gguf.stem}-{_fingerprint(gguf)}"
+    out = models.cache_root() / "models" / f"{gguf.stem}-{models.fingerprint(gguf)}"
     if (out / "config.json").is_file():
         return out
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -72,17 +65,6 @@ def converted(gguf: Path) -> Path:
     except OSError:  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _fingerprint(path: Path, sample: int = 1 << 20) -> str:
-    """Identifies a file's content cheaply (size, first and last MiB), so a reinstall of the same
-    package, with new paths and times, finds the copy it already made."""
-    digest = hashlib.sha256(str(path.stat().st_size).encode())
-    with path.open("rb") as fh:
-        digest.update(fh.read(sample))
-        fh.seek(max(0, path.stat().st_size - sample))
-        digest.update(fh.read(sample))
-    return digest.hexdigest()[:12]
 
 
 def _convert(gguf: Path, out: Path) -> None:

@@ -12,8 +12,6 @@ import functools
 from dataclasses import dataclass
 from typing import Protocol
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from rag.ingest.loaders import Document
 
 # Regex separators, coarsest first. Sentence ends split on the space after the period.
@@ -132,6 +130,8 @@ class Chunker:
         The splitter adds up piece lengths, which can undercount tokens across a join,
         so every piece is counted once more as it will be embedded.
         """
+        from langchain_text_splitters import RecursiveCharacterTextSplitter  # 0.8 s to import: not for searches
+
         splitter = RecursiveCharacterTextSplitter(
             separators=separators, is_separator_regex=True, keep_separator="start",
             chunk_size=budget, chunk_overlap=min(self.overlap, budget // 2), length_function=self.count,

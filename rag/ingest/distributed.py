@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from rag.catalog import FileRecord
-from rag.embed import Embedder, SentenceTransformerEmbedder
+from rag.embed import Embedder, make_embedder
 from rag.ingest.chunker import Chunk, ChunkConfig, Chunker
 from rag.ingest.sandbox import ParseLimits, Parser
 from rag.ingest.scan import Candidate
@@ -41,8 +41,9 @@ class ParseFiles:
     """Ray actor: read, parse (in a sandboxed worker process) and chunk a batch of files. A file whose
     content hash is in `indexed` (touched, not changed) keeps no chunks: nothing to embed."""
 
-    def __init__(self, embedder: str, chunking: ChunkConfig, limits: ParseLimits, indexed: dict[str, str]) -> None:
-        model = SentenceTransformerEmbedder(embedder)  # the tokenizer only: the model loads on first embed
+    def __init__(self, embedder: tuple[str, str], chunking: ChunkConfig, limits: ParseLimits,
+                 indexed: dict[str, str]) -> None:
+        model = make_embedder(*embedder)  # the tokenizer only: the model loads on first embed
         self.chunker = Chunker(model.tokenizer, model.max_tokens, chunking)
         self.parser = Parser(limits)
         self.indexed = indexed
@@ -60,8 +61,8 @@ class ParseFiles:
 class EmbedChunks:
     """Ray actor: embed every chunk of a batch of parsed files (one model load per actor)."""
 
-    def __init__(self, embedder: str) -> None:
-        self.embedder = SentenceTransformerEmbedder(embedder)
+    def __init__(self, embedder: tuple[str, str]) -> None:
+        self.embedder = make_embedder(*embedder)  # (model name, backend)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         records = [json.loads(str(r)) for r in batch["record"]]
@@ -84,7 +85,7 @@ def load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], em
     shards = staging.index_dir / f"{SCRATCH}shards-{os.getpid()}-{time.time_ns()}"
     try:
         indexed = {str(c.path): manifest[str(c.path)].sha256 for c in to_read if str(c.path) in manifest}
-        _run_pipeline(to_read, indexed, embedder.name, chunking, options, shards)
+        _run_pipeline(to_read, indexed, (embedder.name, embedder.backend), chunking, options, shards)
         for read, (parsed, embeddings) in enumerate(_merged(shards, embedder.dim), 1):
             if options.on_progress:
                 options.on_progress(read, len(to_read))
@@ -95,7 +96,7 @@ def load_and_embed(to_read: list[Candidate], manifest: dict[str, FileRecord], em
         shutil.rmtree(shards, ignore_errors=True)
 
 
-def _run_pipeline(to_read: list[Candidate], indexed: dict[str, str], embedder: str, chunking: ChunkConfig,
+def _run_pipeline(to_read: list[Candidate], indexed: dict[str, str], embedder: tuple[str, str], chunking: ChunkConfig,
                   options: IngestOptions, shards: Path) -> None:
     import ray
 

@@ -11,10 +11,10 @@ import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, ProcessingInstruction, Tag
-from markdown_it import MarkdownIt
+if TYPE_CHECKING:  # the parsers import on first use: searching an index never parses
+    from bs4 import Tag
 
 
 class LoadError(Exception):
@@ -122,6 +122,8 @@ def load_txt(data: bytes) -> Document:
 def load_markdown(data: bytes) -> Document:
     text = decode_text(data)
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    from markdown_it import MarkdownIt
+
     tokens = MarkdownIt("commonmark").parse(text)
     marks = []
     for i, tok in enumerate(tokens):
@@ -188,6 +190,8 @@ class _Blocks:
 
 
 def _walk(node: Tag, out: _Blocks, pre: bool) -> None:
+    from bs4 import Comment, Doctype, NavigableString, ProcessingInstruction, Tag
+
     for child in node.children:
         if isinstance(child, (Comment, Doctype, ProcessingInstruction)):
             continue
@@ -213,6 +217,8 @@ def load_html(data: bytes) -> Document:
     """Main text only: scripts, styles, navigation and page chrome are dropped."""
     if b"\x00" in data[:8192]:
         raise LoadError("binary data (NUL bytes) in an HTML file")
+    from bs4 import BeautifulSoup
+
     soup = BeautifulSoup(data, "lxml")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup.find_all(_DROP_TAGS):

@@ -51,7 +51,8 @@ def _open_existing(index_dir: Path) -> Snapshot | None:
 def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], embedder: Embedder,
                    chunking: ChunkConfig, options: IngestOptions) -> IngestReport:
     if base is not None:
-        base.meta.check_compatible(embedder.name, chunking.chunk_tokens, chunking.overlap_tokens, index_dir)
+        base.meta.check_compatible(embedder.name, embedder.backend, chunking.chunk_tokens, chunking.overlap_tokens,
+                                   index_dir)
     policy = options.index_type or (base.meta.index_policy if base is not None else "auto")
     vectors.wanted_kind(policy, 0)  # an unknown policy fails before any work
     if options.engine not in ENGINES:
@@ -69,7 +70,7 @@ def _ingest_locked(index_dir: Path, base: Snapshot | None, paths: list[Path], em
 
     dim = base.meta.dim if base is not None else embedder.dim
     meta = IndexMeta(embedder.name, dim, embedder.max_tokens, chunking.chunk_tokens, chunking.overlap_tokens,
-                     index_policy=policy)
+                     index_policy=policy, embedder_backend=embedder.backend)
     staging = Staging(index_dir, meta, base)
     try:
         for path in report.removed:

@@ -14,9 +14,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from types import TracebackType
 
-from pebble import ProcessPool
-from pebble.common import ProcessExpired
-
 from rag.ingest.loaders import Document, LoadError, load
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -44,12 +41,16 @@ class Parser:
     """One worker process, reused from file to file, replaced when it is killed or dies."""
 
     def __init__(self, limits: ParseLimits = ParseLimits()) -> None:
+        from pebble import ProcessPool  # with asyncio, 0.2 s to import: only when files are parsed
+
         self.limits = limits
         self._pool = ProcessPool(max_workers=1, initializer=_limit_memory, initargs=(limits.memory_bytes,),
                                  context=multiprocessing.get_context("spawn"))  # forking torch is unsafe
 
     def load(self, suffix: str, data: bytes) -> Document:
         """`loaders.load` in the worker; LoadError on any failure, time-out or crash."""
+        from pebble.common import ProcessExpired
+
         future = self._pool.schedule(_load, (suffix, data), timeout=self.limits.timeout_s)
         try:
             return future.result()
