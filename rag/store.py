@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -37,7 +36,7 @@ import numpy as np
 from rag import lexical, vectors
 from rag.catalog import Catalog, ChunkRecord, FileRecord
 from rag.errors import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound, IndexWriteError, StoreError
-from rag.fsutil import atomic_write_text, fsync_path
+from rag.fsutil import atomic_write_text, fsync_path, sha256_file
 
 # Re-exported: the store's public names (rag/__init__.py) include the records and errors.
 __all__ = ["CURRENT", "FORMAT_VERSION", "SCRATCH", "ChunkRecord", "FileRecord", "IndexCorrupt", "IndexLocked",
@@ -109,14 +108,6 @@ class IndexMeta:
             )
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def current_snapshot(index_dir: Path) -> Path | None:
     """The published snapshot folder, or None when nothing was ever published."""
     try:
@@ -177,7 +168,7 @@ class Snapshot:
             file = self.path / name
             if not file.is_file():
                 raise IndexCorrupt(f"{file} is missing; rebuild with `rag ingest --rebuild`")
-            if _sha256_file(file) != expected:
+            if sha256_file(file) != expected:
                 raise IndexCorrupt(f"{file} does not match its checksum (truncated or changed); "
                                    "rebuild with `rag ingest --rebuild`")
 
@@ -307,7 +298,7 @@ class Staging:
         self.catalog.commit()
         self.catalog.close()
         faiss.write_index(self.vectors.index, str(self.path / VECTORS))
-        checksums = {name: _sha256_file(self.path / name) for name in (SQLITE, VECTORS, *bm25_files)}
+        checksums = {name: sha256_file(self.path / name) for name in (SQLITE, VECTORS, *bm25_files)}
         meta = {"format_version": FORMAT_VERSION, "index": asdict(self.meta), "checksums": checksums,
                 "created_at": time.time()}
         (self.path / META).write_text(json.dumps(meta, indent=1))

@@ -16,6 +16,7 @@ import pytest
 
 from rag import Index, IndexMismatch, models
 from rag.embed import BACKENDS, make_embedder, onnx_backend, token_batches
+from rag.fsutil import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -65,7 +66,7 @@ def test_unknown_backend_names_the_choices() -> None:
 
 
 def test_a_corrupt_cached_export_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cached = make_embedder("all-MiniLM-L6-v2", "onnx-int8").model_file()  # type: ignore[attr-defined]
+    cached = make_embedder("all-MiniLM-L6-v2", "onnx-int8").model_file  # type: ignore[attr-defined]
     monkeypatch.setenv("RAG_CACHE", str(tmp_path))
     folder = tmp_path / "onnx" / cached.parent.name
     folder.mkdir(parents=True)
@@ -75,7 +76,7 @@ def test_a_corrupt_cached_export_is_made_again(tmp_path: Path, monkeypatch: pyte
     (folder / "model-int8.onnx").write_bytes(good[: len(good) // 2])  # a half-copied file
     remade = onnx_backend.exported(models.resolve("all-MiniLM-L6-v2"), quantized=True)
     assert remade == folder / "model-int8.onnx"
-    assert (folder / "model-int8.sha256").read_text().strip() == onnx_backend._sha256(remade)
+    assert (folder / "model-int8.sha256").read_text().strip() == sha256_file(remade)
     assert len(remade.read_bytes()) == len(good)
     assert make_embedder("all-MiniLM-L6-v2", "onnx-int8").embed(["still works"]).shape == (1, 384)
 

@@ -10,7 +10,6 @@ transformers, so a fresh `rag search` starts in a fraction of the time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import warnings
@@ -23,7 +22,7 @@ import numpy as np
 
 from rag import models, threads
 from rag.embed.base import TOKEN_BUDGET, CountingTokenizer, read_max_seq_length, token_batches
-from rag.fsutil import atomic_path, atomic_write_text
+from rag.fsutil import atomic_path, atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
 POOLINGS = ("mean", "cls")  # sentence-transformers pooling modes this backend reproduces
@@ -70,17 +69,14 @@ class OnnxEmbedder:
             options = ort.SessionOptions()
             options.intra_op_num_threads = n
             options.inter_op_num_threads = 1
-            self._sessions[n] = ort.InferenceSession(str(self.model_file()), options,
+            self._sessions[n] = ort.InferenceSession(str(self.model_file), options,
                                                      providers=["CPUExecutionProvider"])
         return self._sessions[n]
 
     @cached_property
-    def _model_file(self) -> Path:
-        return exported(self.path, self.quantized)
-
     def model_file(self) -> Path:
         """The cached ONNX file, exported on first use."""
-        return self._model_file
+        return exported(self.path, self.quantized)
 
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embeds in length-sorted batches of about `token_budget` padded tokens, returned in input order."""
@@ -143,23 +139,15 @@ def exported(model_dir: Path, quantized: bool) -> Path:
 def _cached(path: Path, make: Callable[[Path], None]) -> Path:
     """`path` if its checksum matches, else made again by `make` (into a temporary file, renamed)."""
     checksum = path.with_suffix(".sha256")
-    if path.is_file() and checksum.is_file() and checksum.read_text().strip() == _sha256(path):
+    if path.is_file() and checksum.is_file() and checksum.read_text().strip() == sha256_file(path):
         return path
     if path.exists():
         log.warning("cached ONNX export %s does not match its checksum; exporting it again", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         make(tmp)
-    atomic_write_text(checksum, _sha256(path) + "\n")
+    atomic_write_text(checksum, sha256_file(path) + "\n")
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _export(model_dir: Path, out: Path) -> None:
