@@ -17,6 +17,10 @@ from rag.ingest.loaders import Document
 # Regex separators, coarsest first. Sentence ends split on the space after the period.
 _PROSE = ["\n\n", "\n", r"(?<=[.!?;:]) ", " ", ""]
 MIN_TOKENS = 24  # pieces smaller than this are joined to a neighbour when they fit
+# A joined piece never spans more characters than this per token of the budget. Prose has about five;
+# a run the tokenizer reads as one unknown token (300,000 accented letters without a space) would
+# otherwise grow by joining forever, each join counted again: quadratic, 15 s for one such file.
+MAX_CHARS_PER_TOKEN = 16
 _MARKDOWN = [r"\n#{1,6} ", r"```\n", r"\n\*\*\*+\n", r"\n---+\n", r"\n___+\n", *_PROSE]
 
 
@@ -100,7 +104,7 @@ class Chunker:
             if out and (out[-1][2] < MIN_TOKENS or piece[2] < MIN_TOKENS):
                 start = out[-1][0]
                 joined = text[start : piece[0] + len(piece[1])]
-                n = self.count(joined)
+                n = self.count(joined) if len(joined) <= self.budget * MAX_CHARS_PER_TOKEN else self.budget + 1
                 if n <= self.budget:
                     out[-1] = (start, joined, n)
                     continue
