@@ -13,6 +13,10 @@ TORCH_CPU_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 INDEX ?= indexes/default
 PYTEST_ARGS ?= --durations=10
+# Two pytest workers, a test file each at a time (module fixtures are built once): the suite alone used
+# 1.1 of the 2 cores. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 CORPUS ?= corpus
 DATA ?= ../shared/data
 PY := $(VENV)/bin/python
@@ -34,9 +38,10 @@ run: setup
 
 test: setup-dev browser lint typecheck pytest
 
-# Everyday loop: lint, types and every test not marked slow (no browser, no whole-corpus builds).
+# Everyday loop: lint, types and every test not marked slow (no browser, no whole-corpus builds), with a
+# smaller fuzzing budget.
 test-fast: setup-dev lint typecheck
-	$(PY) -m pytest -q -m "not slow" -x $(PYTEST_ARGS)
+	$(PYTEST) -q -m "not slow" -x --hypothesis-profile fast $(PYTEST_ARGS)
 
 # Chromium for the web UI's browser test: Debian's package, installed where this runs as root;
 # elsewhere the test is skipped with the reason.
@@ -87,7 +92,7 @@ typecheck: setup-dev
 	$(VENV)/bin/mypy rag tests benchmarks ui
 
 pytest: setup-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/ingest.py

@@ -14,8 +14,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from rag.generate.backends import Messages, Sampling
+
+# `make test` fuzzes with 250 examples; the everyday loop passes `--hypothesis-profile fast`.
+settings.register_profile("full", max_examples=250)
+settings.register_profile("fast", max_examples=40)
+settings.load_profile("full")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
