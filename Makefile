@@ -16,11 +16,11 @@ PYTEST_ARGS ?= --durations=10
 # Two pytest workers, a test file each at a time (module fixtures are built once): the suite alone used
 # 1.1 of the 2 cores. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 CORPUS ?= corpus
 DATA ?= ../shared/data
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 # Bytecode is compiled at install time on purpose: where PYTHONDONTWRITEBYTECODE is set (as on this
 # project's machines) every process would otherwise recompile torch on import (--no-compile made the
 # test suite 5 min slower).
