@@ -3,6 +3,7 @@ JSON-lines reading with errors that name the line."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -42,6 +43,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_path(path.parent)
+
+
+@contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Wait for and hold an flock on `lock_file` (made if missing): one process at a time makes a
+    cached file, the others find it made. The kernel drops the lock when its holder dies."""
+    with lock_file.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

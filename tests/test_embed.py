@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +93,27 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(onnx_backend, "_export", crash)
     with pytest.raises(KeyboardInterrupt):
         onnx_backend.exported(models.resolve("all-MiniLM-L6-v2"), quantized=False)
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["model-fp32.lock"]  # empty, released
+
+
+def test_processes_starting_together_export_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four loaders at once on an empty cache (as Ray actors or test workers start): one exports, the
+    others wait for it and use its file. flock excludes separately opened files, threads included."""
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path))
+    calls = []
+
+    def slow_export(model_dir: Path, out: Path) -> None:
+        calls.append(out)
+        time.sleep(0.5)
+        out.write_bytes(b"an exported model")
+
+    monkeypatch.setattr(onnx_backend, "_export", slow_export)
+    with ThreadPoolExecutor(4) as pool:
+        paths = set(pool.map(lambda _: onnx_backend.exported(models.resolve("all-MiniLM-L6-v2"), quantized=False),
+                             range(4)))
+    (path,) = paths
+    assert len(calls) == 1 and path.read_bytes() == b"an exported model"
+    assert path.with_suffix(".sha256").read_text().strip() == sha256_file(path)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,24 @@ def test_a_reinstalled_gguf_finds_the_copy_already_made(tmp_path: Path, monkeypa
     again.write_bytes(bytes(changed))
     assert weights.converted(again) != folder and len(made) == 2
     assert not list(folder.parent.glob(".*.tmp"))
+
+
+def test_processes_starting_together_convert_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(os.urandom(1 << 20))
+    made: list[Path] = []
+
+    def slow_convert(source: Path, out: Path) -> None:
+        made.append(source)
+        time.sleep(0.5)
+        out.mkdir(parents=True)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(weights, "_convert", slow_convert)
+    with ThreadPoolExecutor(3) as pool:  # flock excludes separately opened files, threads included
+        (folder,) = set(pool.map(lambda _: weights.converted(gguf), range(3)))
+    assert made == [gguf] and (folder / "config.json").is_file()
 
 
 def test_an_adapter_folder_must_hold_an_adapter(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from rag import models, threads
 from rag.embed.base import TOKEN_BUDGET, CountingTokenizer, read_max_seq_length, token_batches
-from rag.fsutil import atomic_path, atomic_write_text, sha256_file
+from rag.fsutil import atomic_path, atomic_write_text, exclusive, sha256_file
 
 log = logging.getLogger(__name__)
 POOLINGS = ("mean", "cls")  # sentence-transformers pooling modes this backend reproduces
@@ -137,17 +137,25 @@ def exported(model_dir: Path, quantized: bool) -> Path:
 
 
 def _cached(path: Path, make: Callable[[Path], None]) -> Path:
-    """`path` if its checksum matches, else made again by `make` (into a temporary file, renamed)."""
+    """`path` if its checksum matches, else made again by `make` (into a temporary file, renamed).
+    Processes starting together (Ray actors, test workers) wait for the one that exports."""
     checksum = path.with_suffix(".sha256")
-    if path.is_file() and checksum.is_file() and checksum.read_text().strip() == sha256_file(path):
+    if _matches(path, checksum):
         return path
-    if path.exists():
-        log.warning("cached ONNX export %s does not match its checksum; exporting it again", path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        make(tmp)
-    atomic_write_text(checksum, sha256_file(path) + "\n")
+    with exclusive(path.with_suffix(".lock")):
+        if _matches(path, checksum):  # made while this process waited
+            return path
+        if path.exists():
+            log.warning("cached ONNX export %s does not match its checksum; exporting it again", path)
+        with atomic_path(path) as tmp:
+            make(tmp)
+        atomic_write_text(checksum, sha256_file(path) + "\n")
     return path
+
+
+def _matches(path: Path, checksum: Path) -> bool:
+    return path.is_file() and checksum.is_file() and checksum.read_text().strip() == sha256_file(path)
 
 
 def _export(model_dir: Path, out: Path) -> None:

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from rag import models
+from rag.fsutil import exclusive
 
 DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
 log = logging.getLogger(__name__)
@@ -56,14 +57,16 @@ def converted(gguf: Path) -> Path:
     out = models.cache_root() / "models" / f"{gguf.stem}-{models.fingerprint(gguf)}"
     if (out / "config.json").is_file():
         return out
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    log.info("converting %s once into %s (about half a minute)", gguf.name, out)
-    _convert(gguf, tmp)
-    try:
-        tmp.rename(out)
-    except OSError:  # another process finished first
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(out.with_name(f".{out.name}.lock")):  # processes starting together convert once
+        if (out / "config.json").is_file():
+            return out
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
+        log.info("converting %s once into %s (about half a minute)", gguf.name, out)
+        _convert(gguf, tmp)
+        shutil.rmtree(out, ignore_errors=True)  # a copy without its config is not a conversion
+        tmp.rename(out)
     return out
 
 
