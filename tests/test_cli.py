@@ -64,6 +64,7 @@ def test_search_modes_report_why_a_passage_was_chosen(built: tuple) -> None:
     assert bad.returncode == 2 and "invalid choice: 'fuzzy'" in bad.stderr
 
 
+@pytest.mark.slow  # two CLI processes load a trained cross-encoder: 20 s
 def test_search_rerank_reports_ranks_before_and_after(built: tuple, tiny_reranker: Path) -> None:
     work, _ = built
     args = ("search", "vulcanising solution", "--index", "idx", "-k", "3", "--rerank", "--reranker", str(tiny_reranker))
