@@ -11,6 +11,8 @@ import asyncio
 import threading
 from dataclasses import dataclass
 
+from fastapi import Request
+
 from rag.answer import Answer, AnswerConfig
 from rag.generate.backends import Generator, GeneratorError
 from rag.server.collections import Collection
@@ -18,6 +20,9 @@ from rag.server.errors import ApiError
 from rag.server.limits import AnswerQueue
 from rag.server.metrics import Metrics
 from rag.server.payloads import Served
+
+CLIENT_GONE = 499  # the caller closed the connection before its answer was ready (as nginx logs it)
+DISCONNECT_POLL = 0.5  # seconds between two looks at whether a waiting caller is still there
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,14 @@ class Pending:
             raise
         self.metrics.answered(served.answer.abstain_reason)
         return served
+
+    async def result_for(self, request: Request) -> Served | None:
+        """The answer, or None if the caller went away meanwhile (its question is then given up)."""
+        while not await self.wait(DISCONNECT_POLL):
+            if await request.is_disconnected():
+                self.cancel()
+                return None
+        return await self.result()
 
     async def wait(self, seconds: float) -> bool:
         """Whether the answer is ready within `seconds` (a stream sends a keep-alive in between)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from rag import verify
 from rag.answer import AnswerConfig
 from rag.generate import backends
-from rag.generate.backends import Generator
+from rag.generate.backends import Generator, Sampling
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import Index
 from rag.ingest.work import IngestReport
@@ -47,6 +47,17 @@ class Models:
                                   config.server or settings.server, settings.api_key,
                                   adapter=settings.generator_adapter)
         return cls(generator, Reader(settings.reader), verify.load())
+
+    def warm(self) -> None:
+        """Load every model now (each loads on first use), so that /health says ready only once they are in
+        memory and the first caller does not wait for them."""
+        if self.generator is not None:
+            list(self.generator.stream([{"role": "user", "content": "Hello"}], Sampling(max_new_tokens=1)))
+        if self.reader is not None:
+            passage = Hit(1, 0, "warm-up", None, 0, 24, 0.0, "", "The warm-up passage text.")
+            self.reader.read_hits("What is this?", [passage], top=1)
+        if self.verifier is not None:
+            self.verifier.scores([("The sky is blue.", "The sky is blue.")])
 
 
 @dataclass
@@ -92,9 +103,9 @@ class Collection:
         self.created = int(time.time())
 
     def open(self) -> None:
-        """Open the index now (at startup), so a missing or broken one fails before the server is ready."""
-        with self.lock:
-            self.index.info()
+        """Open the index and load its embedder now (at startup): a missing or broken index fails before the
+        server says it is ready."""
+        self.search("warm-up", 1, "hybrid")
 
     def search(self, query: str, k: int, mode: str) -> list[Hit]:
         with self.lock:
@@ -176,6 +187,7 @@ class Collections:
              models: Callable[[], Models] | None = None) -> Collections:
         """Every collection of `config` opened, and the models loaded once for all of them."""
         shared = models() if models else Models.load(config, settings)
+        shared.warm()
         loaded = cls([Collection(spec, shared, strict=config.strict or settings.strict) for spec in config.collections])
         for collection in loaded.by_name.values():
             collection.open()

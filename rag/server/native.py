@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, UploadFile
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from rag.retrieve import MODES
 from rag.server import payloads, sse
-from rag.server.answering import Pending, Question
+from rag.server.answering import CLIENT_GONE, Pending, Question
 from rag.server.collections import Collection
 from rag.server.errors import ApiError
 from rag.server.payloads import Served
@@ -63,14 +63,14 @@ def _limit(text: str, field: str, max_chars: int) -> str:
 
 
 @router.post("/ask", response_model=None)
-async def ask(request: AskRequest, who: Authorized) -> dict[str, Any] | StreamingResponse:
-    collection = who.collection(request.collection)
-    text = _limit(request.question, "question", who.server.config.max_question)
-    pending = Pending(who.server.queue, who.server.metrics, collection,
-                      Question(text, request.k, request.mode, request.strict))
-    if request.stream:
+async def ask(body: AskRequest, request: Request, who: Authorized) -> dict[str, Any] | Response:
+    collection = who.collection(body.collection)
+    text = _limit(body.question, "question", who.server.config.max_question)
+    pending = Pending(who.server.queue, who.server.metrics, collection, Question(text, body.k, body.mode, body.strict))
+    if body.stream:
         return StreamingResponse(_events(pending, collection), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
-    return _body(await pending.result(), collection)
+    served = await pending.result_for(request)
+    return Response(status_code=CLIENT_GONE) if served is None else _body(served, collection)
 
 
 def _body(served: Served, collection: Collection) -> dict[str, Any]:

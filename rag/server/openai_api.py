@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.server import payloads, sse
-from rag.server.answering import Pending, Question
+from rag.server.answering import CLIENT_GONE, Pending, Question
 from rag.server.collections import Collection
 from rag.server.errors import ApiError
 from rag.server.payloads import Served
@@ -91,24 +91,26 @@ def question_of(request: ChatRequest, max_chars: int) -> str:
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat(request: ChatRequest, who: Authorized) -> dict[str, Any] | StreamingResponse:
-    collection = who.collection(request.model)
-    question = Question(question_of(request, who.server.config.max_question))
-    pending = Pending(who.server.queue, who.server.metrics, collection, question)
+async def chat(body: ChatRequest, request: Request, who: Authorized) -> Response:
+    """The answer is awaited whole before the response starts (streamed or not), so that its evidence can
+    also go in the X-RAG header, which LangChain's ChatOpenAI shows (include_response_headers=True)."""
+    collection = who.collection(body.model)
+    question = Question(question_of(body, who.server.config.max_question))
+    served = await Pending(who.server.queue, who.server.metrics, collection, question).result_for(request)
+    if served is None:
+        return Response(status_code=CLIENT_GONE)
     head = {"id": f"chatcmpl-{secrets.token_hex(12)}", "created": int(time.time()), "model": collection.name,
             "system_fingerprint": None}
-    if request.stream:
-        usage = request.stream_options is not None and request.stream_options.include_usage
-        return StreamingResponse(_stream(pending, collection, head, usage), media_type=sse.MEDIA_TYPE,
-                                 headers=sse.HEADERS)
-    served = await pending.result()
-    return head | {"object": "chat.completion", "usage": _usage(served), "rag": _rag(served, collection),
-                   "choices": [{"index": 0, "message": {"role": "assistant", "content": served.answer.answer},
-                                "logprobs": None, "finish_reason": "stop"}]}
-
-
-def _rag(served: Served, collection: Collection) -> dict[str, Any]:
-    return payloads.evidence(served.answer, collection.display)
+    evidence = payloads.evidence(served.answer, collection.display)
+    headers = {payloads.HEADER: payloads.header(evidence)}
+    if body.stream:
+        usage = body.stream_options is not None and body.stream_options.include_usage
+        return StreamingResponse(_stream(served, evidence, head, usage), media_type=sse.MEDIA_TYPE,
+                                 headers=sse.HEADERS | headers)
+    return JSONResponse(head | {"object": "chat.completion", "usage": _usage(served), "rag": evidence,
+                                "choices": [{"index": 0, "logprobs": None, "finish_reason": "stop",
+                                             "message": {"role": "assistant", "content": served.answer.answer}}]},
+                        headers=headers)
 
 
 def _usage(served: Served) -> dict[str, int]:
@@ -117,30 +119,18 @@ def _usage(served: Served) -> dict[str, int]:
             "total_tokens": prompt + served.completion_tokens}
 
 
-async def _stream(pending: Pending, collection: Collection, head: dict[str, Any],
-                  include_usage: bool) -> AsyncIterator[bytes]:
-    """The role, then (once the answer is final) its text in pieces, the `rag` chunk, usage and [DONE]."""
+def _stream(served: Served, evidence: dict[str, Any], head: dict[str, Any], include_usage: bool) -> Iterator[bytes]:
+    """The role, the final answer's text in pieces, the chunk with `finish_reason` and `rag`, usage, [DONE]."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         return sse.data(head | {"object": "chat.completion.chunk",
                                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
                         | extra)
 
-    try:
-        yield chunk({"role": "assistant", "content": ""})
-        while not await pending.wait(sse.KEEP_ALIVE_EVERY):
-            yield sse.KEEP_ALIVE
-        try:
-            served = await pending.result()
-        except ApiError as error:
-            yield sse.data(error.body())
-            yield sse.DONE
-            return
-        for piece in payloads.pieces(served.answer.answer):
-            yield chunk({"content": piece})
-        yield chunk({}, "stop", rag=_rag(served, collection))
-        if include_usage:
-            yield sse.data(head | {"object": "chat.completion.chunk", "choices": [], "usage": _usage(served)})
-        yield sse.DONE
-    finally:
-        pending.cancel()  # a no-op once answered; else the caller went away and the question is dropped
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in payloads.pieces(served.answer.answer):
+        yield chunk({"content": piece})
+    yield chunk({}, "stop", rag=evidence)
+    if include_usage:
+        yield sse.data(head | {"object": "chat.completion.chunk", "choices": [], "usage": _usage(served)})
+    yield sse.DONE

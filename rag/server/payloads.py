@@ -4,6 +4,7 @@ search hits and the documents listing. Source paths are shown as the collection 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ from rag.retrieve import Hit
 
 Display = Callable[[str], str]
 CLOSEST = 3
+HEADER = "X-RAG"  # the `rag` field again, as compact ASCII JSON, for clients that drop unknown body fields
+HEADER_TEXT = 300  # characters of each closest passage in the header (headers must stay small)
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,9 @@ def pieces(text: str) -> list[str]:
     """The final text in word-sized pieces, as a stream sends them."""
     words = text.split(" ")
     return [w + (" " if n < len(words) - 1 else "") for n, w in enumerate(words)]
+
+
+def header(evidence: dict[str, Any]) -> str:
+    """The `rag` field as the X-RAG header's value: ASCII JSON on one line, closest passages shortened."""
+    short = evidence | {"closest": [c | {"text": c["text"][:HEADER_TEXT]} for c in evidence["closest"]]}
+    return json.dumps(short, ensure_ascii=True, separators=(",", ":"))
