@@ -90,6 +90,11 @@ class Answer:
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
+    def closest(self, n: int = 3) -> list[Hit]:
+        """The `n` best passages, for a user to read under an abstention: the ones shown to the model,
+        or, when none was shown (retrieval too weak, or nothing fit the window), the ones left out."""
+        return (self.retrieved or self.dropped)[:n]
+
 
 @dataclass(frozen=True)
 class Delta:
