@@ -10,8 +10,15 @@ from typing import Any
 
 from rag import verify
 from rag.answer import AnswerConfig
-from rag.cli.options import (adapter_options, generator_option, index_option, passages_option, reader_options,
-                             verifier_options, verifier_path_option)
+from rag.cli.options import (
+    adapter_options,
+    generator_option,
+    index_option,
+    passages_option,
+    reader_options,
+    verifier_options,
+    verifier_path_option,
+)
 from rag.cli.render import EXIT_FILES_FAILED, EXIT_OK, prompt_loop, show_answer
 from rag.fsutil import read_jsonl
 from rag.generate.backends import Sampling

@@ -8,8 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rag.cli.options import (adapter_options, default_index, generator_option, passages_option, reader_options,
-                             rerank_options, verifier_path_option)
+from rag.cli.options import (
+    adapter_options,
+    default_index,
+    generator_option,
+    passages_option,
+    reader_options,
+    rerank_options,
+    verifier_path_option,
+)
 from rag.cli.render import EXIT_FILES_FAILED, EXIT_OK, print_json
 from rag.evaluation.answers import FORMATS as ANSWER_FORMATS
 from rag.evaluation.generator import SETTINGS, SYSTEMS
