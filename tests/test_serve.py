@@ -45,7 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     keys = {name: store.create([name], name)[1] for name in corpora}
     port = free_port()
     log = (root / "server.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "rag.server", "--port", str(port), "--keys",
+    process = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--keys",
                                 str(root / "keys.sqlite"), *(a for name, corpus in corpora.items() for a in
                                 ("--collection", f"{name}={root / f'index-{name}'}:{corpus}"))],
                                env=rag_env(), stdout=log, stderr=subprocess.STDOUT)
@@ -144,3 +144,14 @@ def test_the_server_keeps_serving_after_a_client_goes_away(server: dict[str, Any
                         headers=headers, timeout=60).text
     names = [line[7:] for line in events.splitlines() if line.startswith("event: ")]
     assert names[-1] == "final" and "sentence" in names and server["process"].poll() is None
+
+
+def test_a_follow_up_is_answered_end_to_end(server: dict[str, Any]) -> None:
+    """The web UI's failing case of issue 27: the follow-up alone would be refused."""
+    messages: list[Any] = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "$3,500 [1]."},
+                           {"role": "user", "content": "And for unverified ones?"}]
+    completion = client(server).chat.completions.create(model="bank", messages=messages)
+    rag = (completion.model_extra or {})["rag"]
+    assert rag["asked"] == "And for unverified ones?" and "unverified" in rag["question"].lower()
+    assert not rag["abstained"] and "750" in (completion.choices[0].message.content or ""), rag
+    assert_cited_in(rag["citations"], server["corpora"]["bank"])

@@ -298,9 +298,26 @@ def test_a_public_address_is_refused_without_keys(tmp_path: Path) -> None:
     config = ServeConfig([CollectionSpec("bank", tmp_path)], host="0.0.0.0", keys=tmp_path / "keys.sqlite")
     assert "refusing to listen on 0.0.0.0" in (refusal(config) or "")
     assert refusal(ServeConfig([CollectionSpec("bank", tmp_path)], keys=tmp_path / "keys.sqlite")) is None
-    run = subprocess.run([sys.executable, "-m", "rag.server", "--host", "0.0.0.0", "--collection", f"bank={tmp_path}",
+    run = subprocess.run([sys.executable, "-m", "rag", "serve", "--host", "0.0.0.0", "--collection", f"bank={tmp_path}",
                           "--keys", str(tmp_path / "keys.sqlite")], env=rag_env(), capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 2 and "refusing to listen on 0.0.0.0" in run.stderr and "rag keys create" in run.stderr
     KeyStore(tmp_path / "keys.sqlite").create(["bank"])
     assert refusal(config) is None
+
+
+def test_a_follow_up_is_answered_as_the_question_it_stands_for(serve: Callable[..., Any]) -> None:
+    client = ready(serve()[0])
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is the daily limit for verified accounts?"},
+                {"role": "assistant", "content": "The daily limit is 3500 [1]."},
+                {"role": "user", "content": "And for unverified ones?"}]
+    rag = client.post("/v1/chat/completions", json={"model": "bank", "messages": messages}).json()["rag"]
+    assert rag["asked"] == "And for unverified ones?" and "unverified" in rag["question"]
+    assert rag["question"] != rag["asked"] and "daily limit" in rag["question"]
+    body = client.post("/v1/ask", json={"collection": "bank", "question": "And for unverified ones?",
+                                        "history": messages[1:3]}).json()
+    assert body["question"] == rag["question"]
+    bad = client.post("/v1/ask", json={"collection": "bank", "question": "x", "history": [{"role": "system",
+                                                                                           "content": "x"}]})
+    assert error(bad, 422)["param"] == "history[0].role"

@@ -1,4 +1,4 @@
-"""The `rag` command: ingest, search, ask, verify, eval, train, finetune, ui, info.
+"""The `rag` command: ingest, search, ask, verify, eval, train, finetune, ui, serve, keys, info.
 
 Every reporting command takes --json. Each command group is a module here with
 `register(sub, env)`, which adds its subparser(s) and points them at their handler with
@@ -13,16 +13,17 @@ import logging
 import sys
 from types import ModuleType
 
-from rag.cli import ask, evaluate, info, ingest, search, train, ui
+from rag.cli import ask, evaluate, info, ingest, keys, search, serve, train, ui
 from rag.cli.render import EXIT_ERROR
 from rag.generate.backends import GeneratorError
 from rag.models import ModelNotFoundError
 from rag.settings import Settings
 from rag.store import StoreError
 
-COMMANDS: tuple[ModuleType, ...] = (ingest, search, ask, evaluate, train, ui, info)
+COMMANDS: tuple[ModuleType, ...] = (ingest, search, ask, evaluate, train, ui, serve, keys, info)
 # Modules of the optional parts, and the extra (pyproject.toml) that brings each.
-EXTRAS = {"streamlit": "ui", "matplotlib": "eval", "sklearn": "eval", "ray": "ray"}
+EXTRAS = {"streamlit": "ui", "matplotlib": "eval", "sklearn": "eval", "ray": "ray", "fastapi": "serve",
+          "uvicorn": "serve", "prometheus_client": "serve", "multipart": "serve"}
 
 
 def parser() -> argparse.ArgumentParser:
