@@ -120,8 +120,25 @@ def test_health_says_loading_until_the_collections_are_loaded(serve: Callable[..
     assert ready(client).get("/health").json() == {"status": "ready", "collections": 2}
 
 
+def test_a_failed_load_is_told_without_its_reason(serve: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    """/health needs no key, so it must not name an index (the log does)."""
+
+    def broken() -> None:
+        raise FileNotFoundError("no index at /secret/index-of-bank")
+
+    client, _ = serve(load=broken)
+    for _ in range(100):
+        if client.get("/health").json()["status"] != "loading":
+            break
+        time.sleep(0.02)
+    health = client.get("/health")
+    assert health.status_code == 503 and health.json()["status"] == "failed" and "secret" not in health.text
+    assert "secret" not in client.get("/v1/models").text and "/secret/index-of-bank" in caplog.text
+
+
 def test_an_open_loopback_server_answers_chat_with_its_evidence(serve: Callable[..., Any]) -> None:
     client = ready(serve()[0])
+    assert client.get("/docs").status_code == 200 and "/v1/chat/completions" in client.get("/openapi.json").text
     assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["bank", "docs"]
     body = client.post("/v1/chat/completions", json=chat("bank", temperature=0.3, max_tokens=9)).json()
     assert body["object"] == "chat.completion" and body["model"] == "bank"
@@ -180,9 +197,9 @@ def test_an_ungranted_collection_answers_exactly_as_an_unknown_one(serve: Callab
                  client.post("/v1/search", json={"collection": name, "query": "limit"}, headers=headers),
                  client.get(f"/v1/collections/{name}/documents", headers=headers),
                  client.post(f"/v1/collections/{name}/rebuild", headers=headers)]
-        for response in calls:
+        for response, param in zip(calls, ["model", "collection", None, None], strict=True):
             assert error(response, 404) == {"message": f"collection '{name}' not found",
-                                             "type": "invalid_request_error", "param": "model",
+                                             "type": "invalid_request_error", "param": param,
                                              "code": "model_not_found"}
 
 

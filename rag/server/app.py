@@ -45,7 +45,8 @@ def create_app(config: ServeConfig, load: Callable[[], Collections]) -> FastAPI:
     def health() -> JSONResponse:
         if server.collections is not None:
             return JSONResponse({"status": "ready", "collections": len(server.collections.by_name)})
-        body = {"status": "failed", "error": server.failed} if server.failed else {"status": "loading"}
+        body = {"status": "failed", "error": f"{server.failed} while loading; the server's log says why"} \
+            if server.failed else {"status": "loading"}
         return JSONResponse(body, 503, {"Retry-After": str(LOADING_RETRY)})
 
     @app.get("/metrics")

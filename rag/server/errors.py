@@ -35,9 +35,10 @@ class ApiError(Exception):
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
 
-def not_found(name: str) -> ApiError:
-    """The one answer for a collection that does not exist and for one the key was not granted."""
-    return ApiError(404, f"collection {name!r} not found", "model", "model_not_found")
+def not_found(name: str, param: str | None) -> ApiError:
+    """The one answer for a collection that does not exist and for one the key was not granted (`param`: the
+    field that named it, which depends on the endpoint only)."""
+    return ApiError(404, f"collection {name!r} not found", param, "model_not_found")
 
 
 def field_path(location: Sequence[int | str]) -> str:

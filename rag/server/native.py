@@ -49,7 +49,7 @@ class AskRequest(BaseModel):
 
 @router.post("/search")
 def search(request: SearchRequest, who: Authorized) -> dict[str, Any]:
-    collection = who.collection(request.collection)
+    collection = who.collection(request.collection, "collection")
     _limit(request.query, "query", who.server.config.max_question)
     hits = collection.search(request.query, request.k, request.mode)
     return {"hits": [payloads.hit(h, collection.display) for h in hits]}
@@ -65,7 +65,7 @@ def _limit(text: str, field: str, max_chars: int) -> str:
 
 @router.post("/ask", response_model=None)
 async def ask(body: AskRequest, request: Request, who: Authorized) -> dict[str, Any] | Response:
-    collection = who.collection(body.collection)
+    collection = who.collection(body.collection, "collection")
     text = _limit(body.question, "question", who.server.config.max_question)
     history = tuple(Turn(m.role, m.content) for m in body.history)
     pending = Pending(who.server.queue, who.server.metrics, collection,

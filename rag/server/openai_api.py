@@ -98,7 +98,7 @@ def question_of(request: ChatRequest, max_chars: int) -> Question:
 async def chat(body: ChatRequest, request: Request, who: Authorized) -> Response:
     """The answer is awaited whole before the response starts (streamed or not), so that its evidence can
     also go in the X-RAG header, which LangChain's ChatOpenAI shows (include_response_headers=True)."""
-    collection = who.collection(body.model)
+    collection = who.collection(body.model, "model")
     question = question_of(body, who.server.config.max_question)
     served = await Pending(who.server.queue, who.server.metrics, collection, question).result_for(request)
     if served is None:
