@@ -251,6 +251,8 @@ def test_bad_requests_name_the_field(serve: Callable[..., Any]) -> None:
     client = ready(serve(max_body=2000)[0])
     too_big = client.post("/v1/search", json={"collection": "bank", "query": "x" * 3000})
     assert error(too_big, 413)["param"] == "body"
+    chunked = client.post("/v1/search", content=iter([b"x" * 1500] * 2), headers={"Content-Type": "application/json"})
+    assert "over the limit of 2000 bytes" in error(chunked, 413)["message"]  # no Content-Length: counted as it comes
     malformed = client.post("/v1/chat/completions", content=b'{"model": "bank", "messages": [',
                             headers={"Content-Type": "application/json"})
     assert "not valid JSON" in error(malformed, 422)["message"]

@@ -62,7 +62,7 @@ def _errors(app: FastAPI) -> None:
     """Every error as OpenAI's body, FastAPI's own (validation, 404, 405) included."""
 
     def respond(error: ApiError) -> JSONResponse:
-        return JSONResponse(error.body(), error.status, error.headers())
+        return JSONResponse(error.body(), error.status, error.headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
