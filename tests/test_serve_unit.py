@@ -340,3 +340,10 @@ def test_a_follow_up_is_answered_as_the_question_it_stands_for(serve: Callable[.
     bad = client.post("/v1/ask", json={"collection": "bank", "question": "x", "history": [{"role": "system",
                                                                                            "content": "x"}]})
     assert error(bad, 422)["param"] == "history[0].role"
+
+
+def test_a_missing_index_folder_is_named_before_the_server_starts(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "rag", "serve", "--collection", f"bank={tmp_path / 'nope'}"],
+                         env=rag_env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert f"collection 'bank': its index folder {tmp_path / 'nope'} does not exist" in run.stderr
