@@ -74,7 +74,7 @@ class Answer:
     faithfulness: float | None = None  # share of sentences a shown passage supports, once verified (rag.verify)
     evidence: list[Evidence] = field(default_factory=list)  # the reader's best spans, best first
     answered_by: str | None = None  # GENERATOR or READER; None when it abstained
-    draft: str | None = None  # the generator's text, when the final answer is not it (rag.pipeline)
+    draft: str | None = None  # the generator's text, when the final answer is not it (rag.decision)
     asked: str | None = None  # the user's words, when a follow-up was rewritten as `question` (rag.conversation)
 
     def to_json(self) -> dict[str, object]:
