@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.answer import Answer
-from rag.pipeline import REASONS
+from rag.decision import REASONS
 from rag.retrieve import Hit
 
 Display = Callable[[str], str]
