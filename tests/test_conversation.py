@@ -44,6 +44,14 @@ def history(*questions: str) -> list[Turn]:
      "What is the interest rate on a savings account?"),
     ("What does the range function return?", "Can it take a step?", "Can the range function take a step?"),
     ("What is a tuple?", "Why?", "What is a tuple? Why?"),
+    ("What does the special parameter $? expand to in Bash?", "What about $!?",
+     "What does the special parameter $! expand to in Bash?"),
+    ("What is the debit card daily purchase limit on the Blue Account?", "What is its monthly maintenance fee?",
+     "What is the Blue Account's monthly maintenance fee?"),
+    ("What is the monthly fee of True Blue Business Checking?", "And for the Orange Checking Account?",
+     "What is the monthly fee for the Orange Checking Account?"),
+    ("What range do initial EcoCard credit lines typically fall in?", "And its annual fee?",
+     "What is EcoCard's annual fee?"),
     ("What is a tuple?", "Can lists be nested?", "Can lists be nested?"),  # already standalone
 ])
 def test_the_rule_condenser_writes_the_follow_up_out(previous: str, follow_up: str, standalone: str) -> None:
