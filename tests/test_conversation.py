@@ -83,7 +83,7 @@ def test_the_generator_condenser_shows_the_conversation_and_takes_its_question()
     assert shown.rstrip().endswith("And for unverified ones?\n\n<Standalone question>")
 
 
-@pytest.mark.parametrize("reply", ["", ABSTAIN, "It is $500 per day [2]."])
+@pytest.mark.parametrize("reply", ["", ABSTAIN, "Is it $500 per day [2]?", "I am sorry for the confusion."])
 def test_a_reply_that_is_no_question_gives_way_to_the_fallback(reply: str) -> None:
     condenser = GeneratorCondenser(Scripted(reply))
     assert condenser.condense("And for unverified ones?", history(LIMIT)) == \
