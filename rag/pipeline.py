@@ -8,6 +8,7 @@ calibrated policy (`reader.json`), whose `keep_margin` is also the gate before g
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
@@ -73,9 +74,13 @@ class Pipeline:
         `Answer.asked` keeps the user's words when they differ."""
         if not question.strip():
             raise ValueError("the question is empty")
+        start = time.perf_counter()
         standalone = conversation.resolve(question, history, self.condenser)
+        took = {"condense_s": round(time.perf_counter() - start, 4)} if history else {}
         for item in self._finished(self.answerer.stream(standalone)):
-            yield replace(item, asked=question) if isinstance(item, Answer) and standalone != question else item
+            if isinstance(item, Answer):
+                item = replace(item, asked=question if standalone != question else None, timings=item.timings | took)
+            yield item
 
     def stream_over(self, question: str, hits: list[Hit], gate: bool = True) -> Iterator[Event]:
         yield from self._finished(self.answerer.stream_over(question, hits, gate=gate))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from rag import uploads, verify
 from rag.answer import READER as READER  # re-exported for the web pages
 from rag.answer import AnswerConfig, Event
+from rag.conversation import DEFAULT_CONDENSER, Turn
 from rag.decision import REASONS as REASONS  # re-exported for the web pages
 from rag.generate import backends
 from rag.generate.weights import DEFAULT_GENERATOR
@@ -69,7 +70,9 @@ class EvalResult:
 class Service(Protocol):
     corpus: Path
 
-    def ask(self, question: str, settings: AskOptions) -> Iterator[Event]: ...
+    def ask(self, question: str, settings: AskOptions, history: Sequence[Turn] = ()) -> Iterator[Event]:
+        """The answer to `question`, a follow-up to the conversation `history` (earliest turn first)."""
+        ...
 
     def files(self) -> list[FileRow]: ...
 
@@ -120,11 +123,12 @@ class LocalService:
             self._generators[spec] = backends.create(spec)
         return self._generators[spec]
 
-    def ask(self, question: str, settings: AskOptions) -> Iterator[Event]:
+    def ask(self, question: str, settings: AskOptions, history: Sequence[Turn] = ()) -> Iterator[Event]:
         with self.lock:
             answers = Pipeline.build(self.index, self.generator(settings), AnswerConfig(k=settings.k), self.reader,
-                                     self.verifier, settings.strict, settings.mode)
-            yield from answers.stream(question)
+                                     self.verifier, settings.strict, settings.mode,
+                                     condenser=self.settings.condenser or DEFAULT_CONDENSER)
+            yield from answers.stream(question, history)
 
     def files(self) -> list[FileRow]:
         with self.lock:  # reading may reopen the snapshot, which must not close under a running answer

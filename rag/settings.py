@@ -12,6 +12,7 @@ default (the CLI shows it in --help).
 | RAG_API_KEY | that server's key |
 | RAG_READER | a reader folder from `rag train reader` (default: the shipped one) |
 | RAG_STRICT | any value but 0: drop unsupported sentences, abstain if none is left |
+| RAG_CONDENSER | how follow-ups in a conversation are rewritten: rule, generator, concat or none (rag.conversation) |
 | RAG_CACHE | where converted model weights are kept (default ~/.cache/rag) |
 | RAG_UI_SERVICE | module:factory of the web UI's service (tests put a fake behind the real pages) |
 | RAG_KEYS | the API key store of `rag serve` and `rag keys` (default .rag/keys.sqlite) |
@@ -34,6 +35,7 @@ class Settings:
     api_key: str | None = None
     reader: str | None = None
     strict: bool = False
+    condenser: str | None = None
     cache: str | None = None
     ui_service: str | None = None
     keys: str | None = None

@@ -44,6 +44,14 @@ def history(*questions: str) -> list[Turn]:
      "What is the interest rate on a savings account?"),
     ("What does the range function return?", "Can it take a step?", "Can the range function take a step?"),
     ("What is a tuple?", "Why?", "What is a tuple? Why?"),
+    ("What does the special parameter $? expand to in Bash?", "What about $!?",
+     "What does the special parameter $! expand to in Bash?"),
+    ("What is the debit card daily purchase limit on the Blue Account?", "What is its monthly maintenance fee?",
+     "What is the Blue Account's monthly maintenance fee?"),
+    ("What is the monthly fee of True Blue Business Checking?", "And for the Orange Checking Account?",
+     "What is the monthly fee for the Orange Checking Account?"),
+    ("What range do initial EcoCard credit lines typically fall in?", "And its annual fee?",
+     "What is EcoCard's annual fee?"),
     ("What is a tuple?", "Can lists be nested?", "Can lists be nested?"),  # already standalone
 ])
 def test_the_rule_condenser_writes_the_follow_up_out(previous: str, follow_up: str, standalone: str) -> None:
@@ -75,7 +83,7 @@ def test_the_generator_condenser_shows_the_conversation_and_takes_its_question()
     assert shown.rstrip().endswith("And for unverified ones?\n\n<Standalone question>")
 
 
-@pytest.mark.parametrize("reply", ["", ABSTAIN, "It is $500 per day [2]."])
+@pytest.mark.parametrize("reply", ["", ABSTAIN, "Is it $500 per day [2]?", "I am sorry for the confusion."])
 def test_a_reply_that_is_no_question_gives_way_to_the_fallback(reply: str) -> None:
     condenser = GeneratorCondenser(Scripted(reply))
     assert condenser.condense("And for unverified ones?", history(LIMIT)) == \

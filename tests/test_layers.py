@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rag.vectors", "rag.catalog", "rag.store"),
     ("rag.ingest.work", "rag.ingest.local", "rag.ingest.distributed", "rag.ingest.pipeline"),
     ("rag.retrieve", "rag.rerank", "rag.index"),
-    ("rag.reader", "rag.generate", "rag.answer", "rag.conversation"),
+    ("rag.reader", "rag.generate", "rag.answer", "rag.followup_rules", "rag.conversation"),
     ("rag.verify",),
     ("rag.decision",),
     ("rag.pipeline",),

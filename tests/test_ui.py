@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from rag import uploads
+from rag.conversation import Turn
 from tests import ui_fake
 
 APP = str(Path(__file__).parent.parent / "ui" / "app.py")
@@ -60,6 +61,19 @@ def test_chat_streams_an_answer_with_one_expander_per_cited_source(ui: AppTest) 
     assert any("before. <mark>bees live in hives</mark> after." in m.value for m in ui.markdown)
     ui.chat_input[0].set_value("Where do ants live?").run()
     assert [m.name for m in ui.chat_message] == ["user", "assistant", "user", "assistant"]  # history kept
+
+
+def test_a_follow_up_reaches_the_service_with_the_chat_so_far_and_shows_the_question_answered(ui: AppTest) -> None:
+    ui.chat_input[0].set_value("Where do bees live?").run()
+    assert service().histories == [[]] and not any("Answered as" in c.value for c in ui.caption)
+    ui.chat_input[0].set_value("And ants?").run()
+    assert not ui.exception, ui.exception
+    first_answer = "Bees live in hives [1]. Ants live in nests [3]. <b>Bold</b> [2]."  # the answer text as given
+    assert service().histories[1] == [Turn("user", "Where do bees live?"), Turn("assistant", first_answer)]
+    shown = [c.value for c in ui.caption if c.value.startswith("Answered as:")]
+    assert shown == ["Answered as: And ants? (after: Where do bees live?)"]  # under the follow-up's answer only
+    ui.chat_input[0].set_value("Something unknown?").run()  # a refused follow-up says what was refused
+    assert ui.warning and len([c for c in ui.caption if c.value.startswith("Answered as:")]) == 2
 
 
 def test_strict_setting_reaches_the_pipeline_and_drops_unsupported_sentences(ui: AppTest) -> None:

@@ -1,9 +1,11 @@
 """The web UI end to end in a real browser: `rag ui` (real Streamlit, real models) driven by
-Playwright through Debian's Chromium. Asks about demo-corpus documents, opens a source, uploads a
-new document, rebuilds, and sees the new document cited. Screenshots go to the test's tmp dir."""
+Playwright through Debian's Chromium. Asks about demo-corpus documents, opens a source, asks a
+follow-up (rewritten against the chat, and answered), uploads a new document, rebuilds, and sees
+the new document cited. Screenshots go to the test's tmp dir."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -103,8 +105,8 @@ def test_ask_open_a_source_upload_rebuild_and_cite_the_new_document(server: str,
         finally:
             page.screenshot(path=str(shots / "last.png"), full_page=True)  # what the page showed, pass or fail
             browser.close()
-    assert all((shots / f).stat().st_size > 10_000 for f in ("ask-cited-answer.png", "corpus-after-rebuild.png",
-                                                              "ask-new-document.png"))
+    assert all((shots / f).stat().st_size > 10_000 for f in ("ask-cited-answer.png", "ask-follow-up.png",
+                                                              "corpus-after-rebuild.png", "ask-new-document.png"))
 
 
 def drive(page: Any, server: str, shots: Path, tmp_path: Path) -> None:
@@ -123,6 +125,12 @@ def drive(page: Any, server: str, shots: Path, tmp_path: Path) -> None:
     assert page.get_by_text("Deploy", exact=True).count() == 0  # Streamlit's developer toolbar is hidden
     page.screenshot(path=str(shots / "ask-cited-answer.png"), full_page=True)
 
+    follow_up = ask(page, "And what is its annual fee?", 1)  # "its": the EcoCard of the question before
+    follow_up.get_by_text("Answered as: What is the EcoCard's annual fee?").wait_for(timeout=30_000)
+    assert re.search(r"\$50\b(?!,)", follow_up.inner_text()) and follow_up.get_by_test_id("stExpander").count() >= 1, \
+        follow_up.inner_text()
+    page.screenshot(path=str(shots / "ask-follow-up.png"), full_page=True)
+
     page.get_by_test_id("stSidebar").get_by_text("Corpus", exact=True).click()
     page.get_by_role("button", name="Rebuild index").wait_for(timeout=60_000)
     finished_run(page)  # a file given to an uploader that a run is still drawing can be dropped (seen under load)
@@ -136,7 +144,7 @@ def drive(page: Any, server: str, shots: Path, tmp_path: Path) -> None:
 
     page.get_by_test_id("stSidebar").get_by_text("Ask", exact=True).click()
     page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
-    second = ask(page, "What town holds the Zorblax festival every spring?", 1)
+    second = ask(page, "What town holds the Zorblax festival every spring?", 2)
     labels = second.get_by_test_id("stExpander").all_inner_texts()
     page.screenshot(path=str(shots / "ask-new-document.png"), full_page=True)
     assert any("zorblax.md" in label for label in labels), second.inner_text()

@@ -5,12 +5,14 @@ The app loads it through $RAG_UI_SERVICE=tests.ui_fake:make; $RAG_UI_FAKE_CORPUS
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rag import decision, uploads, verify
 from rag import service as services
 from rag.answer import Answer, Delta, Event
+from rag.conversation import USER, Turn
 from rag.decision import READER_NO_ANSWER
 from rag.generate.prompt import ABSTAIN
 from rag.ingest.work import IngestReport
@@ -21,11 +23,22 @@ class FakeService:
     def __init__(self, corpus: Path) -> None:
         self.corpus = corpus
         self.asked: list[tuple[str, services.AskOptions]] = []
+        self.histories: list[list[Turn]] = []
         self.rebuilds = 0
         self.indexed: set[str] = set()
 
-    def ask(self, question: str, settings: services.AskOptions) -> Iterator[Event]:
+    def ask(self, question: str, settings: services.AskOptions, history: Sequence[Turn] = ()) -> Iterator[Event]:
+        """Scripted answers; a follow-up (any question after a user turn) is "rewritten" by
+        naming the previous question, as the real condensers write it out."""
         self.asked.append((question, settings))
+        self.histories.append(list(history))
+        previous = [t.content for t in history if t.role == USER]
+        standalone = f"{question} (after: {previous[-1]})" if previous else question
+        for event in self.answer(standalone, settings):
+            yield replace(event, question=standalone, asked=question) if previous and isinstance(event, Answer) \
+                else event
+
+    def answer(self, question: str, settings: services.AskOptions) -> Iterator[Event]:
         if "unknown" in question:
             yield Delta(ABSTAIN)
             yield Answer(question, ABSTAIN, True, READER_NO_ANSWER, [], [], [hit(1, PASSAGES[0]), hit(2, PASSAGES[1])],

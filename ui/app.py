@@ -17,6 +17,7 @@ import streamlit as st
 
 from rag import Answer, Delta, Settings
 from rag import service as services
+from rag.conversation import Turn
 from rag.service import MODES, READER, REASONS
 from rag.uploads import ALLOWED, UploadError
 
@@ -72,6 +73,7 @@ def ask_page(service: services.Service, settings: services.AskOptions) -> None:
     question = st.chat_input("Ask a question about the corpus")
     if not question:
         return
+    conversation = turns(history)
     history.append({"role": "user", "content": question})
     with st.chat_message("user"):
         st.markdown(inert(question), unsafe_allow_html=True)
@@ -79,7 +81,7 @@ def ask_page(service: services.Service, settings: services.AskOptions) -> None:
         final: list[Answer] = []
 
         def pieces() -> Any:
-            for event in service.ask(question, settings):
+            for event in service.ask(question, settings, conversation):
                 match event:
                     case Delta(text=text):
                         yield text
@@ -96,7 +98,15 @@ def ask_page(service: services.Service, settings: services.AskOptions) -> None:
     st.rerun()
 
 
+def turns(history: list[dict[str, Any]]) -> list[Turn]:
+    """The chat so far as the service takes it: the user's words and the answers given."""
+    return [Turn("user", m["content"]) if m["role"] == "user" else Turn("assistant", m["answer"].answer)
+            for m in history]
+
+
 def show_answer(service: services.Service, answer: Answer, turn: int) -> None:
+    if answer.asked is not None:  # a follow-up, rewritten against the conversation
+        st.caption(f"Answered as: {inert(answer.question)}")
     if answer.abstained:
         reason = REASONS.get(answer.abstain_reason or "", (answer.abstain_reason or "").replace("_", " "))
         st.warning(f"{answer.answer}  \nReason: {reason}")

@@ -2,8 +2,9 @@
 
 Questions come from SQuAD (answerable, with gold answers) or from a JSON-lines file of
 `{"question": ..., "answers": [...]?, "answerable": bool?, "id": ...?}` so users can bring
-their own. Each finished question is appended to outcomes.jsonl at once, so a stopped run
-resumes where it was, and the metrics are computed from that file:
+their own, or of follow-ups in conversations (rag.evaluation.conversations). Each finished
+question is appended to outcomes.jsonl at once, so a stopped run resumes where it was, and the
+metrics are computed from that file:
 
 - faithfulness (RAGAS-style): answer sentences supported by some passage the model was shown;
 - citation recall and precision (ALCE-style): a sentence's citations support it; each
@@ -26,13 +27,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rag import metrics, verify
 from rag.answer import Answer, AnswerConfig
-from rag.evaluation import plots
+from rag.conversation import DEFAULT_CONDENSER, Turn
+from rag.evaluation import conversations, plots
 from rag.evaluation.generator import answer_text
 from rag.evaluation.report import OUTCOMES, Progress, Report, config_json
 from rag.evaluation.retrieval import Dataset, build_index, load_squad
@@ -43,10 +45,11 @@ from rag.index import Index
 from rag.metrics import exact, f1, normalize
 from rag.pipeline import Pipeline
 from rag.reader import Reader
+from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 RUN = "run.json"
-FORMATS = ("squad", "jsonl")
+FORMATS = ("squad", "jsonl", "conversation")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Question:
     question: str
     answers: list[str]  # gold answers; empty when unknown
     answerable: bool = True
+    history: tuple[Turn, ...] = ()  # the turns before it, for a follow-up
 
 
 def from_dataset(dataset: Dataset) -> list[Question]:
@@ -65,20 +69,44 @@ def from_dataset(dataset: Dataset) -> list[Question]:
 def load_jsonl(path: Path, problems: list[str]) -> list[Question]:
     """Questions from JSON lines; a malformed line is added to `problems` (with its line number)
     and skipped. `answerable` defaults to true; `id` to the line number."""
-    out, seen = [], set()
+    out: list[Question] = []
+    seen: set[str] = set()
     for n, row in enumerate(read_jsonl(path, ("question",), problems), 1):
-        answers = row.get("answers", [])
-        answerable = row.get("answerable", True)
-        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            problems.append(f"{path}: question {n} ({row['question'][:40]!r}): 'answers' must be a list of strings")
-        elif not isinstance(answerable, bool):
-            problems.append(f"{path}: question {n} ({row['question'][:40]!r}): 'answerable' must be true or false")
-        elif str(row.get("id", n)) in seen:
-            problems.append(f"{path}: question {n}: duplicate id {row.get('id')!r}")
-        else:
-            qid = str(row.get("id", n))
-            seen.add(qid)
-            out.append(Question(qid, row["question"], answers, answerable))
+        if (question := _question(path, n, row, seen, problems)) is not None:
+            out.append(question)
+    return out
+
+
+def _question(path: Path, n: int, row: dict[str, Any], seen: set[str], problems: list[str]) -> Question | None:
+    """Line `n`'s question, or None with the reason added to `problems`."""
+    answers = row.get("answers", [])
+    answerable = row.get("answerable", True)
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        problems.append(f"{path}: question {n} ({row['question'][:40]!r}): 'answers' must be a list of strings")
+    elif not isinstance(answerable, bool):
+        problems.append(f"{path}: question {n} ({row['question'][:40]!r}): 'answerable' must be true or false")
+    elif str(row.get("id", n)) in seen:
+        problems.append(f"{path}: question {n}: duplicate id {row.get('id')!r}")
+    else:
+        seen.add(str(row.get("id", n)))
+        return Question(str(row.get("id", n)), row["question"], answers, answerable)
+    return None
+
+
+def load_conversations(path: Path, problems: list[str]) -> list[Question]:
+    """Follow-ups from JSON lines (rag.evaluation.conversations), each followed by its
+    standalone question (asked without history); a malformed line is added to `problems`."""
+    out: list[Question] = []
+    seen: set[str] = set()
+    for n, row in enumerate(read_jsonl(path, ("question", "standalone"), problems), 1):
+        try:
+            turns = conversations.history(row.get("history"))
+        except ValueError as exc:
+            problems.append(f"{path}: question {n} ({row['question'][:40]!r}): {exc}")
+            continue
+        if (question := _question(path, n, row, seen, problems)) is not None:
+            out += [replace(question, history=turns),
+                    replace(question, id=question.id + conversations.STANDALONE, question=row["standalone"])]
     return out
 
 
@@ -91,7 +119,8 @@ def outcome(question: Question, answer: Answer, threshold: float) -> dict[str, A
     cited = {c.marker for c in answer.citations}
     said = f" {normalize(answer_text(answer))} "
     return {"id": question.id, "question": question.question, "answerable": question.answerable, "gold": gold,
-            "answer": answer.answer, "abstained": answer.abstained, "abstain_reason": answer.abstain_reason,
+            "answered_as": answer.question, "answer": answer.answer, "abstained": answer.abstained,
+            "abstain_reason": answer.abstain_reason,
             "answered_by": answer.answered_by, "draft": answer.draft,
             "em": max((exact(answer_text(answer), g) for g in gold), default=None),
             "f1": max((f1(answer_text(answer), g) for g in gold), default=None),
@@ -116,7 +145,7 @@ def ask_all(pipeline: Pipeline, questions: list[Question], out: Path | None,
     handle = (out / OUTCOMES).open("a", encoding="utf-8") if out else None
     try:
         for question in todo:
-            row = outcome(question, pipeline.ask(question.question), threshold)
+            row = outcome(question, pipeline.ask(question.question, question.history), threshold)
             done[question.id] = row
             if handle:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -131,10 +160,12 @@ def ask_all(pipeline: Pipeline, questions: list[Question], out: Path | None,
 
 
 def evaluate(pipeline: Pipeline, questions: list[Question], out: Path | None, title: str,
-             progress: Callable[[int], object] | None = None, config: dict[str, Any] | None = None) -> Report:
-    """`ask_all` (outcomes streamed into `out`: call `prepare` on it first), then the metrics."""
+             progress: Callable[[int], object] | None = None, config: dict[str, Any] | None = None,
+             scorer: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None) -> Report:
+    """`ask_all` (outcomes streamed into `out`: call `prepare` on it first), then the metrics
+    (by `scorer`, default `score`)."""
     outcomes = ask_all(pipeline, questions, out, progress)
-    metrics = score(outcomes)
+    metrics = (scorer or score)(outcomes)
     draw = {"metrics.png": _quality, "support.png": _support, "latency.png": _latency}
     return Report("answers", title, config or {}, metrics, table(metrics),
                   plots={name: functools.partial(f, metrics, outcomes) for name, f in draw.items()})
@@ -194,6 +225,12 @@ def score(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
         **{f"{name}_p{p}_s": metrics.percentile([o["timings"].get(f"{name}_s") for o in outcomes], p)
            for name in ("first_token", "total", "verify") for p in (50, 90, 99)},
     }
+
+
+def score_conversations(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The conversation format's metrics: the follow-ups', the standalone questions' beside them."""
+    follow_ups, standalone = conversations.split(outcomes)
+    return conversations.compare(score(follow_ups), score(standalone), follow_ups)
 
 
 def with_gold(questions: list[Question]) -> list[Question]:
@@ -282,6 +319,7 @@ class AnswersEval:
     use_reader: bool = True
     strict: bool = False
     k: int = 5
+    condenser: str | None = None  # how follow-ups are rewritten (rag.conversation); None: $RAG_CONDENSER or the default
 
 
 def run(config: AnswersEval, out: Path | None = None, progress: Progress | None = None) -> Report:
@@ -291,11 +329,14 @@ def run(config: AnswersEval, out: Path | None = None, progress: Progress | None 
     if config.format == "squad":
         dataset = load_squad(config.dataset, config.limit)
         questions = from_dataset(dataset)
+    elif config.format == "conversation":
+        questions = load_conversations(config.dataset, problems)[: 2 * config.limit if config.limit else None]
     else:
         questions = load_jsonl(config.dataset, problems)[: config.limit]
     generator = backends.make(config.generator, adapter=config.adapter)
     checker = verify.load(config.verifier)
-    settings = config_json(config) | {"generator": generator.name, "verifier": checker.name}
+    condenser = config.condenser or Settings.from_env().condenser or DEFAULT_CONDENSER
+    settings = config_json(config) | {"generator": generator.name, "verifier": checker.name, "condenser": condenser}
     if out:
         prepare(out, settings)
     with ExitStack() as stack:
@@ -308,12 +349,14 @@ def run(config: AnswersEval, out: Path | None = None, progress: Progress | None 
         else:
             index = stack.enter_context(Index(config.index))
         reader = Reader(config.reader) if config.use_reader else None
-        answers = Pipeline.build(index, generator, AnswerConfig(k=config.k), reader, checker, config.strict)
+        answers = Pipeline.build(index, generator, AnswerConfig(k=config.k), reader, checker, config.strict,
+                                 condenser=condenser)
         log.info("%d questions over %s with %s, verifier %s", len(questions), config.index, answers.name,
                  checker.name)
         if progress is not None:
             progress.reset(len(questions))
         report = evaluate(answers, questions, out, f"Answers: {config.dataset.name}",
-                          progress.update if progress else None, settings)
+                          progress.update if progress else None, settings,
+                          score_conversations if config.format == "conversation" else None)
     report.problems = problems
     return report
