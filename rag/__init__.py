@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rag.answer import Answer, AnswerConfig, Delta, Event
+    from rag.conversation import Turn
     from rag.errors import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound, StoreError
     from rag.index import Index, IndexInfo
     from rag.ingest.chunker import ChunkConfig
@@ -32,9 +33,10 @@ _HOMES = {"Index": "rag.index", "IndexInfo": "rag.index", "ChunkConfig": "rag.in
           "IngestReport": "rag.ingest.work", "Hit": "rag.retrieve", "IndexCorrupt": "rag.errors",
           "IndexLocked": "rag.errors", "IndexMismatch": "rag.errors", "IndexNotFound": "rag.errors",
           "StoreError": "rag.errors", "Pipeline": "rag.pipeline", "Answer": "rag.answer", "AnswerConfig": "rag.answer",
-          "Delta": "rag.answer", "Event": "rag.answer", "Settings": "rag.settings"}
+          "Delta": "rag.answer", "Event": "rag.answer", "Settings": "rag.settings", "Turn": "rag.conversation"}
 __all__ = ["Answer", "AnswerConfig", "ChunkConfig", "Delta", "Event", "Hit", "Index", "IndexCorrupt", "IndexInfo",
-           "IndexLocked", "IndexMismatch", "IndexNotFound", "IngestReport", "Pipeline", "Settings", "StoreError"]
+           "IndexLocked", "IndexMismatch", "IndexNotFound", "IngestReport", "Pipeline", "Settings", "StoreError",
+           "Turn"]
 
 
 def __getattr__(name: str) -> Any:
