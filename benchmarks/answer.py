@@ -7,9 +7,10 @@ and the reader's own time.
 Runs a fixed list of questions through `Answerer` (hybrid retrieval, k passages) with the
 in-process generator, one model load per process (not counted), and reports medians, for
 each passage budget (0: whole chunks) without and with the shipped reader (which reads the
-whole chunks before the generator's first token), side by side in one run. With `--pipeline`, the whole pipeline as `rag ask` runs it (the
-shipped generator, reader, verifier and decision) instead: the first text it streams (what a user
-sees first, never taken back), beside the generator's first token and the total.
+whole chunks before the generator's first token), side by side in one run. With `--pipeline`,
+the whole pipeline as `rag ask` runs it (the shipped generator, reader, verifier and decision)
+instead: the first text it streams (what a user sees first, never taken back), beside the
+generator's first token and the total.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag import Index
-from rag import verify
+from rag import Index, verify
 from rag.answer import Answer, AnswerConfig, Answerer, Delta
 from rag.generate import backends
 from rag.generate.backends import TransformersGenerator
@@ -105,7 +105,7 @@ def first_text(pipeline: Pipeline) -> dict[str, object]:
     """Medians over PIPELINE_QUESTIONS of the first streamed text, the generator's first token and the
     whole answer, timed from the call, and how the answers were made."""
     pipeline.ask("warm up")
-    rows = []
+    rows: list[tuple[float, float, float, str]] = []  # first text, first token, total, what decided
     for question in PIPELINE_QUESTIONS:
         started, first = time.perf_counter(), None
         for event in pipeline.stream(question):
@@ -114,14 +114,13 @@ def first_text(pipeline: Pipeline) -> dict[str, object]:
             elif isinstance(event, Answer):
                 answer = event
         total = time.perf_counter() - started
-        rows.append({"first_text_s": total if first is None else first, "total_s": total,
-                     "first_token_s": answer.timings["first_token_s"],
-                     "made": answer.abstain_reason or answer.answered_by or "?"})
-    made = [r["made"] for r in rows]
+        rows.append((total if first is None else first, answer.timings["first_token_s"], total,
+                     answer.abstain_reason or answer.answered_by or "?"))
+    made = [r[3] for r in rows]
     return {"model": pipeline.name, "questions": len(rows), "made": {m: made.count(m) for m in sorted(set(made))},
-            **{f"median_{key}": round(statistics.median(float(r[key]) for r in rows), 3)
-               for key in ("first_text_s", "first_token_s", "total_s")},
-            "first_text_s": [round(float(r["first_text_s"]), 2) for r in rows]}
+            **{f"median_{key}": round(statistics.median(float(r[n]) for r in rows), 3)
+               for n, key in enumerate(("first_text_s", "first_token_s", "total_s"))},
+            "first_text_s": [round(r[0], 2) for r in rows]}
 
 
 def show(result: dict[str, object], as_json: bool) -> None:

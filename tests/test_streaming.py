@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rag import decision
 from rag.answer import GENERATOR, READER, Answer, AnswerConfig, Answerer, Delta, Event, Evidence
@@ -19,7 +21,7 @@ from rag.generate.prompt import ABSTAIN
 from rag.index import Index
 from rag.pipeline import Pipeline, Trimmed
 from tests.conftest import Scripted
-from tests.test_pipeline import POLICY, QUESTION, SUPPORTED, FakeReader, Rejecting, holder, index, pipeline  # noqa: F401
+from tests.test_pipeline import POLICY, QUESTION, SUPPORTED, FakeReader, Rejecting, holder, pipeline
 from tests.test_verify import KeywordVerifier
 
 
@@ -58,10 +60,10 @@ BRANCHES = [
 
 
 @pytest.mark.parametrize(("draft", "margin", "verifier", "decided"), BRANCHES)
-def test_no_branch_streams_text_the_final_answer_does_not_hold(index: Index, draft: str, margin: float,
+def test_no_branch_streams_text_the_final_answer_does_not_hold(indexed: Index, draft: str, margin: float,
                                                                verifier: KeywordVerifier, decided: str) -> None:
     for seed in range(5):
-        answers = pipeline(index, draft, margin=margin, verifier=verifier)
+        answers = pipeline(indexed, draft, margin=margin, verifier=verifier)
         answers.answerer.generator = Chunked(draft, seed)
         pieces, answer = streamed(answers.stream(QUESTION))
         assert decided in (answer.answered_by, answer.abstain_reason)
@@ -69,68 +71,67 @@ def test_no_branch_streams_text_the_final_answer_does_not_hold(index: Index, dra
         assert answer.timings["first_text_s"] >= answer.timings["total_s"] - 0.001
         if decided == READER:
             assert answer.draft == draft and draft not in "".join(pieces) and answer.short == "1846"
-            assert answer.answer == f"1846 [{holder(index)}]."
+            assert answer.answer == f"1846 [{holder(indexed)}]."
         elif decided == GENERATOR:
             assert answer.short == "1846" and answer.draft is None  # the reader's span inside the draft
         else:
             assert answer.short is None and answer.answer == ABSTAIN
 
 
-def test_without_a_policy_the_draft_is_the_answer_and_streams_as_it_is_written(index: Index) -> None:
+def test_without_a_policy_the_draft_is_the_answer_and_streams_as_it_is_written(indexed: Index) -> None:
     drafts = [SUPPORTED, "In 1901 [1].", ABSTAIN, "Two sentences [1].  Here\n[2]."]
     for draft in drafts:
         for seed in range(8):
-            answers = Pipeline(Answerer(index, Chunked(draft, seed), AnswerConfig(k=4), gate=Gate()), KeywordVerifier())
+            answers = Pipeline(Answerer(indexed, Chunked(draft, seed), AnswerConfig(k=4), gate=Gate()),
+                               KeywordVerifier())
             pieces, answer = streamed(answers.stream(QUESTION))
             assert "".join(pieces) == answer.answer == draft and all(pieces)
             assert answer.timings["first_text_s"] <= answer.timings["total_s"]  # shown before the check
-    kept = Pipeline(Answerer(index, Chunked(SUPPORTED, 0), AnswerConfig(k=4), gate=Gate()), KeywordVerifier()).ask(
-        QUESTION)
+    kept = Pipeline(Answerer(indexed, Chunked(SUPPORTED, 0), AnswerConfig(k=4), gate=Gate()),
+                    KeywordVerifier()).ask(QUESTION)
     assert kept.short == "Whale oil was replaced by colza oil in 1846."  # no reader: the answer without markers
 
 
-def test_strict_mode_streams_only_the_kept_sentences(index: Index) -> None:
+def test_strict_mode_streams_only_the_kept_sentences(indexed: Index) -> None:
     draft = "Whale oil was replaced by colza oil in 1846 [1]. Cows fly [2]."
-    answers = Pipeline(Answerer(index, Chunked(draft, 3), AnswerConfig(k=4), gate=Gate()), KeywordVerifier(),
+    answers = Pipeline(Answerer(indexed, Chunked(draft, 3), AnswerConfig(k=4), gate=Gate()), KeywordVerifier(),
                        strict=True)
     pieces, answer = streamed(answers.stream(QUESTION))
     assert "".join(pieces) == answer.answer and "Cows" not in answer.answer and answer.answer.startswith("Whale")
-    nothing = Pipeline(Answerer(index, Chunked("Cows fly [2].", 1), AnswerConfig(k=4), gate=Gate()),
+    nothing = Pipeline(Answerer(indexed, Chunked("Cows fly [2].", 1), AnswerConfig(k=4), gate=Gate()),
                        KeywordVerifier(), strict=True)
     pieces, answer = streamed(nothing.stream(QUESTION))
     assert pieces == [ABSTAIN] and answer.abstain_reason == UNSUPPORTED_ANSWER and answer.short is None
 
 
-def test_decisions_before_generating_and_the_reader_alone_stream_their_final_text(index: Index) -> None:
-    gated = Pipeline(Answerer(index, Scripted("never"), AnswerConfig(), FakeReader("1846", 9.0),
+def test_decisions_before_generating_and_the_reader_alone_stream_their_final_text(indexed: Index) -> None:
+    gated = Pipeline(Answerer(indexed, Scripted("never"), AnswerConfig(), FakeReader("1846", 9.0),
                               Gate(min_dense_score=0.99)), KeywordVerifier(), POLICY)
     pieces, answer = streamed(gated.stream(QUESTION))
     assert pieces == [ABSTAIN] and answer.abstain_reason == NO_PASSAGES
-    for margin, text in ((5.0, f"1846 [{holder(index)}]."), (1.0, ABSTAIN)):  # the span, or too weak to answer
-        pieces, answer = streamed(pipeline(index, None, margin=margin).stream(QUESTION))
+    for margin, text in ((5.0, f"1846 [{holder(indexed)}]."), (1.0, ABSTAIN)):  # the span, or too weak to answer
+        pieces, answer = streamed(pipeline(indexed, None, margin=margin).stream(QUESTION))
         assert pieces == [text] == [answer.answer]
     assert answer.abstain_reason == READER_NO_ANSWER
 
 
-def test_a_follow_up_streams_as_its_standalone_question_would(index: Index) -> None:
+def test_a_follow_up_streams_as_its_standalone_question_would(indexed: Index) -> None:
     history = [Turn("user", QUESTION), Turn("assistant", "1846 [1].")]
-    pieces, answer = streamed(pipeline(index, "In 1901 [1].").stream("And colza oil?", history))
+    pieces, answer = streamed(pipeline(indexed, "In 1901 [1].").stream("And colza oil?", history))
     assert "".join(pieces) == answer.answer and "1901" not in answer.answer
 
 
-def test_trimmed_pieces_make_the_stripped_whole() -> None:
-    rng = random.Random(0)
-    for _ in range(200):
-        text = "".join(rng.choice([" ", "\n", "a", "b", ".", "\t"]) for _ in range(rng.randint(0, 12)))
-        cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, 3)))
-        trim = Trimmed()
-        shown = [trim.add(text[a:b]) for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
-        assert "".join(shown) == text.strip()
+@given(st.text(alphabet=" \n\tab.", max_size=12), st.lists(st.integers(0, 12), max_size=4))
+def test_trimmed_pieces_make_the_stripped_whole(text: str, cuts: list[int]) -> None:
+    points = sorted({min(c, len(text)) for c in cuts})
+    trim = Trimmed()
+    shown = [trim.add(text[a:b]) for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+    assert "".join(shown) == text.strip()
 
 
-def test_the_short_answer_is_the_best_span_the_answer_holds_as_the_answer_writes_it(index: Index) -> None:
-    assert pipeline(index, "It was replaced in 1846 [1].").ask(QUESTION).short == "1846"
-    answer = pipeline(index, SUPPORTED).ask(QUESTION)
+def test_the_short_answer_is_the_best_span_the_answer_holds_as_the_answer_writes_it(indexed: Index) -> None:
+    assert pipeline(indexed, "It was replaced in 1846 [1].").ask(QUESTION).short == "1846"
+    answer = pipeline(indexed, SUPPORTED).ask(QUESTION)
     evidence = [Evidence(1, "paraffin", 0, 8, 9.0, 0.0, 9.0), Evidence(2, "colza oil", 0, 9, 5.0, 0.0, 5.0)]
     written = replace(answer, answer="Whale oil gave way to Colza\noil [1].", evidence=evidence)
     assert decision.short_answer(written) == "Colza\noil"  # the second span: the answer does not hold the first

@@ -133,10 +133,11 @@ def grounded(answer: Answer, min_share: float = 0.8) -> bool:
 
 
 def score(outcomes: list[Outcome]) -> dict[str, float | None]:
-    """Exact match and F1 of the answer's text and of its short answer (abstentions score 0), wrong abstentions and citation accuracy on
-    answerable items; abstention on unanswerable ones; the hallucination rate over both: answers
-    to unanswerable items, plus answers to answerable ones not grounded in what they cite, over
-    all unanswerable items plus all answered answerable ones."""
+    """Exact match and F1 of the answer's text and of its short answer (abstentions score 0),
+    wrong abstentions and citation accuracy on answerable items; abstention on unanswerable ones;
+    the hallucination rate over both: answers to unanswerable items, plus answers to answerable
+    ones not grounded in what they cite, over all unanswerable items plus all answered answerable
+    ones."""
     answerable = [o for o in outcomes if o.item.answerable]
     unanswerable = [o for o in outcomes if not o.item.answerable]
     answered = [o for o in answerable if not o.answer.abstained]
@@ -169,7 +170,8 @@ def outcome_json(o: Outcome) -> dict[str, Any]:
             "gold_marker": o.gold_marker, "grounded": grounded(o.answer), "timings": o.answer.timings}
 
 
-COLUMNS = ["exact_match", "f1", "short_exact_match", "short_f1", "citation_accuracy", "uncited_answers", "wrong_abstention", "abstention",
+COLUMNS = ["exact_match", "f1", "short_exact_match", "short_f1",
+           "citation_accuracy", "uncited_answers", "wrong_abstention", "abstention",
            "hallucination", "gold_shown", "first_token_p50_s", "total_p50_s"]
 
 
