@@ -116,7 +116,8 @@ def decide(answer: Answer, verifier: Verifier | None, policy: Policy | None, str
     answer; without a policy the draft stands, cut to its supported sentences if `strict` (and it was
     verified)."""
     decided = _decide(answer, verifier, policy, strict)
-    return replace(decided, short=short_answer(decided))
+    short = short_answer(decided)
+    return decided if short == decided.short else replace(decided, short=short)
 
 
 def short_answer(answer: Answer) -> str | None:
