@@ -76,6 +76,9 @@ class Answer:
     answered_by: str | None = None  # GENERATOR or READER; None when it abstained
     draft: str | None = None  # the generator's text, when the final answer is not it (rag.decision)
     asked: str | None = None  # the user's words, when a follow-up was rewritten as `question` (rag.conversation)
+    # The shortest span that answers (rag.decision.short_answer): the reader's span inside the answer,
+    # for SQuAD-style scoring and for the UI to bold; None for an abstention, or before the decision.
+    short: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -88,7 +91,8 @@ class Answer:
 
 @dataclass(frozen=True)
 class Delta:
-    """A piece of the answer's text, as the generator writes it."""
+    """A piece of the answer's text: from `Answerer.stream`, the draft's as the generator writes it;
+    from `rag.pipeline.Pipeline.stream`, only text the final answer holds, in order."""
 
     text: str
 

@@ -22,6 +22,12 @@ here from signals that can be calibrated, not left to the model:
    too weak or rejected too); the reader alone (no generator) says `reader_found_no_answer`.
    Without a policy (a generator without a reader), strict mode keeps only the sentences the
    verifier supports and abstains with `unsupported_answer` when none is left.
+5. every decided answer carries its short answer (`Answer.short`, `short_answer`): the reader's
+   span where the answer holds it, for SQuAD-style scoring and for the UI to bold.
+
+`replaceable` says whether the decision can give another text than the draft as written: where it
+cannot, the draft is shown as it is generated; where it can, nothing is shown before it is made
+(rag.pipeline), so no text shown is ever taken back.
 
 The thresholds are chosen on HaluEval dev rows by `benchmarks/decision.py` and written into
 the reader's own `reader.json` ("policy") and model card, so a retrained reader brings its own.
@@ -29,6 +35,7 @@ the reader's own `reader.json` ("policy") and model card, so a retrained reader 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from rag.answer import GENERATOR, READER, Answer, Evidence
@@ -97,9 +104,35 @@ def refused(text: str) -> bool:
     return norm(text).startswith(norm(ABSTAIN)) or not norm(text)
 
 
+def replaceable(policy: Policy | None, strict: bool, verifier: Verifier | None) -> bool:
+    """Whether `decide` can answer with another text than the draft's: with a policy (the reader's
+    span or an abstention in its place), or strict with a verifier (sentences dropped). Otherwise the
+    draft, refusal included, is the answer word for word."""
+    return policy is not None or (strict and verifier is not None)
+
+
 def decide(answer: Answer, verifier: Verifier | None, policy: Policy | None, strict: bool = False) -> Answer:
-    """The answer-or-abstain decision (see the module docstring) over a checked draft; without a
-    policy the draft stands, cut to its supported sentences if `strict` (and it was verified)."""
+    """The answer-or-abstain decision (see the module docstring) over a checked draft, with its short
+    answer; without a policy the draft stands, cut to its supported sentences if `strict` (and it was
+    verified)."""
+    decided = _decide(answer, verifier, policy, strict)
+    short = short_answer(decided)
+    return decided if short == decided.short else replace(decided, short=short)
+
+
+def short_answer(answer: Answer) -> str | None:
+    """The shortest span that answers, as the answer writes it: the reader's best span the answer
+    holds (the span itself when the reader answered), else the answer's sentences without their
+    markers (a draft naming no span of the reader's); None for an abstention."""
+    if answer.abstained:
+        return None
+    for evidence in answer.evidence:  # best first
+        if found := re.search(r"\s+".join(map(re.escape, evidence.text.split())), answer.answer, re.IGNORECASE):
+            return found.group()
+    return " ".join(s.text for s in answer.sentences) or " ".join(cites.MARKER.sub(" ", answer.answer).split()) or None
+
+
+def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None, strict: bool) -> Answer:
     if policy is None:
         return only_supported(answer) if strict and verifier is not None else answer
     if answer.abstain_reason in (NO_PASSAGES, READER_NO_ANSWER):

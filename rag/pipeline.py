@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from rag import conversation, decision, verify
-from rag.answer import Answer, AnswerConfig, Answerer, Event, final
+from rag.answer import Answer, AnswerConfig, Answerer, Delta, Event, final
 from rag.conversation import Condenser, Turn
 from rag.decision import ABSTAIN_BELOW, Gate, Policy
 from rag.generate import backends
@@ -68,30 +68,79 @@ class Pipeline:
         return final(self.stream_over(question, hits, gate))
 
     def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
-        """The draft's text pieces as they come, then the final Answer (whose text may differ
-        from the draft's: a span in its place, or an abstention). After a `history`, the
-        question answered is the standalone one the condenser writes (`Answer.question`), and
-        `Answer.asked` keeps the user's words when they differ."""
+        """Text pieces (`Delta`) that together are the final answer's text, then the final Answer.
+
+        No text is shown that is later taken back. Where the decision cannot change the draft
+        (`decision.replaceable`: no policy and not strict, a generator without a reader), the
+        draft is the answer and its pieces are shown as they are generated. Where it can (a
+        reader's policy may put its span or an abstention in the draft's place; strict mode may
+        drop sentences), the text is shown once decided: the policy keeps a draft only when every
+        sentence is supported, so no sentence of it is final before the last one is checked.
+        Decisions made before generating (no relevant passage, no answer the reader could
+        find) are shown at once, as no generation follows them. The cost is the wait for the
+        draft and its check before the first text (`Answer.timings["first_text_s"]`,
+        benchmarks/answer.py --pipeline); the replaced draft stays in `Answer.draft`.
+
+        After a `history`, the question answered is the standalone one the condenser writes
+        (`Answer.question`), and `Answer.asked` keeps the user's words when they differ."""
         if not question.strip():
             raise ValueError("the question is empty")
         start = time.perf_counter()
         standalone = conversation.resolve(question, history, self.condenser)
         took = {"condense_s": round(time.perf_counter() - start, 4)} if history else {}
-        for item in self._finished(self.answerer.stream(standalone)):
+        for item in self._finished(self.answerer.stream(standalone), start):
             if isinstance(item, Answer):
                 item = replace(item, asked=question if standalone != question else None, timings=item.timings | took)
             yield item
 
     def stream_over(self, question: str, hits: list[Hit], gate: bool = True) -> Iterator[Event]:
-        yield from self._finished(self.answerer.stream_over(question, hits, gate=gate))
+        yield from self._finished(self.answerer.stream_over(question, hits, gate=gate), time.perf_counter())
 
     def finish(self, answer: Answer) -> Answer:
         """A draft checked and decided."""
         if self.verifier is not None:
             answer = check(answer, self.verifier)
-        policy = self.policy if self.answerer.reader is not None else None
-        return decision.decide(answer, self.verifier, policy, self.strict and self.policy is None)
+        return decision.decide(answer, self.verifier, self._policy, self._strict)
 
-    def _finished(self, items: Iterator[Event]) -> Iterator[Event]:
+    @property
+    def _policy(self) -> Policy | None:
+        return self.policy if self.answerer.reader is not None else None
+
+    @property
+    def _strict(self) -> bool:
+        return self.strict and self.policy is None
+
+    def _finished(self, items: Iterator[Event], start: float) -> Iterator[Event]:
+        """The draft's pieces as they come when the decision cannot replace them, else the decided
+        text in one piece (see `stream`); then the decided Answer, with `first_text_s` timed from `start`."""
+        live = not decision.replaceable(self._policy, self._strict, self.verifier)
+        trim, first = Trimmed(), None
         for item in items:
-            yield self.finish(item) if isinstance(item, Answer) else item
+            if isinstance(item, Delta):
+                if live and (piece := trim.add(item.text)):
+                    first = first or time.perf_counter()
+                    yield Delta(piece)
+                continue
+            answer = self.finish(item)
+            if not live and answer.answer:
+                first = time.perf_counter()
+                yield Delta(answer.answer)
+            shown = round((first or time.perf_counter()) - start, 3)
+            yield replace(answer, timings=answer.timings | {"first_text_s": shown})
+
+
+class Trimmed:
+    """Pieces passed on as the stripped whole they make (`Answerer` strips the draft's text):
+    leading whitespace dropped, trailing whitespace held until more text follows it."""
+
+    def __init__(self) -> None:
+        self.started, self.held = False, ""
+
+    def add(self, piece: str) -> str:
+        text = self.held + piece
+        if not self.started:
+            text = text.lstrip()
+        shown = text.rstrip()
+        self.held = text[len(shown):]
+        self.started = self.started or bool(shown)
+        return shown

@@ -103,6 +103,16 @@ def corpus(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def indexed(tmp_path: Path, corpus: Path, fake: FakeEmbedder) -> Any:
+    """`corpus` ingested with the fake embedder (a rag.Index)."""
+    from rag import Index
+
+    index = Index(tmp_path / "idx", embedder=fake)
+    index.ingest([corpus], progress=False)
+    return index
+
+
 def rag_env() -> dict[str, str]:
     """Environment for running the `rag` command in a subprocess, offline."""
     return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}

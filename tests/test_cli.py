@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from rag import Index
+from rag.cli.render import show_answer
+from rag.generate.prompt import ABSTAIN
 from rag.store import write_lock
 from tests.conftest import BROKEN, FIXTURES, GOOD, rag_env
+from tests.test_pipeline import QUESTION, holder, pipeline
 
 
 def rag(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -130,6 +134,7 @@ def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
     assert {"retrieve_s", "read_s", "first_token_s", "total_s"} <= set(answer["timings"])
     assert answer["evidence"] and answer["evidence"][0]["text"]
     assert answer["answered_by"] in ("generator", "reader", None)
+    assert (answer["short"] is None) == answer["abstained"] and (answer["short"] or "") in answer["answer"]
     for sentence in answer["sentences"]:  # checked by the shipped verifier
         assert 0 <= sentence["support"] <= 1 and sentence["verdict"] in ("supported", "mis-cited", "unsupported")
         assert sentence["supported"] == (sentence["verdict"] != "unsupported")
@@ -157,6 +162,21 @@ def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
     assert empty.returncode == 2 and "question is empty" in empty.stderr
     missing = rag("ask", "why?", "--index", "nowhere", cwd=work)
     assert missing.returncode == 2 and "no index at nowhere" in missing.stderr
+
+
+def test_ask_prints_only_the_final_answer_then_the_replaced_draft_as_a_labelled_note(
+        indexed: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    """A refusal replaced by the reader's span: the span is what streams, the refusal only in the note."""
+    show_answer(pipeline(indexed, ABSTAIN).stream(QUESTION), as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"1846 [{holder(indexed)}]."
+    note = f'the generator\'s draft, not the answer: "{ABSTAIN}")'
+    assert lines[1] == f"  (the reader's span, cited to its passage; {note}"
+    assert sum(ABSTAIN in line for line in lines) == 1
+    show_answer(pipeline(indexed, "In 1901 [1].", margin=1.0).stream(QUESTION), as_json=False)  # an abstention
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ABSTAIN and lines[1].startswith("  (abstained, unsupported_answer:")
+    assert lines[1].endswith('the generator\'s draft, not the answer: "In 1901 [1].")')
 
 
 @pytest.mark.slow

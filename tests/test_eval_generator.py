@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,12 @@ def test_scores_by_hand() -> None:
     scores = eg.score(outcomes)
     assert (scores["answerable"], scores["unanswerable"]) == (3, 2)
     assert scores["exact_match"] == pytest.approx(2 / 3, abs=1e-4) and scores["f1"] == pytest.approx(2 / 3, abs=1e-4)
+    assert scores["short_exact_match"] == scores["exact_match"]  # no short answers: the answers' text is scored
+    long = outcome("It flows for a long way and ends in the Black Sea [1].", True)
+    short = eg.Outcome(long.item, "gold", replace(long.answer, short="the Black Sea"), 1)
+    assert eg.score([long])["exact_match"] == 0.0 and eg.score([long])["short_exact_match"] == 0.0
+    assert eg.score([short])["short_exact_match"] == 1.0 and eg.score([short])["short_f1"] == 1.0
+    assert eg.score([short])["f1"] == eg.score([long])["f1"] == pytest.approx(1 / 3, abs=1e-4)  # the old one stays
     assert scores["wrong_abstention"] == pytest.approx(1 / 3, abs=1e-4) and scores["abstention"] == 0.5
     assert scores["citation_accuracy"] == 0.5 and scores["uncited_answers"] == 0.0
     assert scores["hallucination"] == pytest.approx(2 / 4)  # (1 unanswerable answered + 1 ungrounded) / (2 + 2)

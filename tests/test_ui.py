@@ -52,6 +52,7 @@ def test_chat_streams_an_answer_with_one_expander_per_cited_source(ui: AppTest) 
     assert [m.name for m in ui.chat_message] == ["user", "assistant"]
     shown = " ".join(m.value for m in ui.markdown)
     assert "&#60;b&#62;Bold&#60;/b&#62;" in shown and "<b>Bold" not in shown  # model text is never raw HTML
+    assert "Bees live <b>in hives</b> &#91;1&#93;." in shown  # the short answer in bold, in its place
     labels = [e.label for e in ui.expander]
     assert labels == ["[1] 1.md · support 0.90", "[2] 2.md · support 0.90", "[2] 2.md · support 0.10"]
     assert any("Citation corrected: the generator cited [3]; passage [2] holds" in c.value for c in ui.caption)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from rag import decision, uploads, verify
 from rag import service as services
-from rag.answer import Answer, Delta, Event
+from rag.answer import Answer, Delta, Event, Evidence
 from rag.conversation import USER, Turn
 from rag.decision import READER_NO_ANSWER
 from rag.generate.prompt import ABSTAIN
 from rag.ingest.work import IngestReport
+from rag.server import payloads
 from tests.test_verify import PASSAGES, KeywordVerifier, answer, hit
 
 
@@ -45,10 +46,11 @@ class FakeService:
                          [], 0, "fake", 0, {})
             return
         text = "Bees live in hives [1]. Ants live in nests [3]. <b>Bold</b> [2]."
-        for word in text.split(" "):
-            yield Delta(word + " ")
-        checked = verify.check(answer(text, PASSAGES), KeywordVerifier())
-        yield decision.only_supported(checked) if settings.strict else checked
+        drafted = replace(answer(text, PASSAGES), evidence=[Evidence(1, "in hives", 9, 17, 5.0, 0.0, 5.0)])
+        final = decision.decide(verify.check(drafted, KeywordVerifier()), KeywordVerifier(), None, settings.strict)
+        for piece in payloads.pieces(final.answer):  # only the final text, as rag.pipeline streams it
+            yield Delta(piece)
+        yield final
 
     def files(self) -> list[services.FileRow]:
         rows = [services.FileRow("broken.pdf", "failed", 0, None, "encrypted PDF")]

@@ -46,6 +46,14 @@ def highlight(text: str, start: int, end: int) -> str:
             f"{inert(text[end:])}</div>")
 
 
+def bolded(text: str, short: str | None) -> str:
+    """`text` made inert, with its short answer (Answer.short) in bold where it occurs."""
+    at = text.find(short) if short else -1
+    if short is None or at < 0:
+        return inert(text)
+    return f"{inert(text[:at])}<b>{inert(short)}</b>{inert(text[at + len(short):])}"
+
+
 def sidebar() -> services.AskOptions:
     start = services.AskOptions.from_settings(Settings.from_env())
     st.sidebar.header("Settings")
@@ -80,7 +88,7 @@ def ask_page(service: services.Service, settings: services.AskOptions) -> None:
     with st.chat_message("assistant"):
         final: list[Answer] = []
 
-        def pieces() -> Any:
+        def pieces() -> Any:  # only the final answer's text (rag.pipeline): nothing shown is taken back
             for event in service.ask(question, settings, conversation):
                 match event:
                     case Delta(text=text):
@@ -112,7 +120,7 @@ def show_answer(service: services.Service, answer: Answer, turn: int) -> None:
         st.warning(f"{answer.answer}  \nReason: {reason}")
         show_closest(answer, turn)
         return
-    st.markdown(inert(answer.answer), unsafe_allow_html=True)
+    st.markdown(bolded(answer.answer, answer.short), unsafe_allow_html=True)
     if answer.answered_by == READER and answer.draft is not None:
         st.caption(f"The reader's answer, quoted from its passage; the generator's draft “{inert(answer.draft)}” "
                    "was not supported.")

@@ -88,7 +88,8 @@ def show_hits(hits: list[Hit], as_json: bool) -> None:
 
 
 def show_answer(stream: Iterator[Event], as_json: bool) -> None:
-    """Stream the answer to the terminal and list its sources, or print it as one JSON object."""
+    """Stream the answer to the terminal and list its sources, or print it as one JSON object. The
+    stream holds only the final answer's text (rag.pipeline); a draft it replaced follows, labelled."""
     for event in stream:
         match event:
             case Delta(text=text) if not as_json:
@@ -104,7 +105,7 @@ def show_answer(stream: Iterator[Event], as_json: bool) -> None:
     reason = f"abstained, {answer.abstain_reason}: {REASONS.get(answer.abstain_reason or '', '')}"
     if answer.draft is not None:
         why = reason if answer.abstained else "the reader's span, cited to its passage"
-        print(f"-> {answer.answer}  ({why}; the draft above is not the answer)")
+        print(f"  ({why}; the generator's draft, not the answer: \"{' '.join(answer.draft.split())}\")")
     for c in answer.citations:
         where = display_path(c.source) + (f" p.{c.page}" if c.page else "")
         print(f"  [{c.marker}] {where}: \"{' '.join(c.quote.split())}\"")

@@ -133,20 +133,21 @@ def grounded(answer: Answer, min_share: float = 0.8) -> bool:
 
 
 def score(outcomes: list[Outcome]) -> dict[str, float | None]:
-    """Exact match and F1 (abstentions score 0), wrong abstentions and citation accuracy on
-    answerable items; abstention on unanswerable ones; the hallucination rate over both: answers
-    to unanswerable items, plus answers to answerable ones not grounded in what they cite, over
-    all unanswerable items plus all answered answerable ones."""
+    """Exact match and F1 of the answer's text and of its short answer (abstentions score 0),
+    wrong abstentions and citation accuracy on answerable items; abstention on unanswerable ones;
+    the hallucination rate over both: answers to unanswerable items, plus answers to answerable
+    ones not grounded in what they cite, over all unanswerable items plus all answered answerable
+    ones."""
     answerable = [o for o in outcomes if o.item.answerable]
     unanswerable = [o for o in outcomes if not o.item.answerable]
     answered = [o for o in answerable if not o.answer.abstained]
     made_up = sum(not o.answer.abstained for o in unanswerable) + sum(not grounded(o.answer) for o in answered)
     out = {
         "answerable": len(answerable), "unanswerable": len(unanswerable),
-        "exact_match": metrics.mean([max((metrics.exact(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
-                              * (not o.answer.abstained) for o in answerable]),
-        "f1": metrics.mean([max((metrics.f1(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
-                     * (not o.answer.abstained) for o in answerable]),
+        "exact_match": _best(metrics.exact, answerable, answer_text),
+        "f1": _best(metrics.f1, answerable, answer_text),
+        "short_exact_match": _best(metrics.exact, answerable, short_text),
+        "short_f1": _best(metrics.f1, answerable, short_text),
         "wrong_abstention": metrics.mean([float(o.answer.abstained) for o in answerable]),
         "citation_accuracy": metrics.mean([float(o.gold_marker is not None and o.gold_marker in _markers(o.answer))
                                     for o in answered]),
@@ -164,11 +165,13 @@ def outcome_json(o: Outcome) -> dict[str, Any]:
     return {"qid": o.item.qid, "setting": o.setting, "answerable": o.item.answerable, "question": o.item.question,
             "gold_answers": o.item.answers, "answer": o.answer.answer, "abstained": o.answer.abstained,
             "abstain_reason": o.answer.abstain_reason, "answered_by": o.answer.answered_by, "draft": o.answer.draft,
+            "short": o.answer.short,
             "evidence": [[e.marker, e.text, e.margin] for e in o.answer.evidence], "cited": sorted(_markers(o.answer)),
             "gold_marker": o.gold_marker, "grounded": grounded(o.answer), "timings": o.answer.timings}
 
 
-COLUMNS = ["exact_match", "f1", "citation_accuracy", "uncited_answers", "wrong_abstention", "abstention",
+COLUMNS = ["exact_match", "f1", "short_exact_match", "short_f1",
+           "citation_accuracy", "uncited_answers", "wrong_abstention", "abstention",
            "hallucination", "gold_shown", "first_token_p50_s", "total_p50_s"]
 
 
@@ -183,6 +186,18 @@ def markdown_table(results: dict[str, dict[str, dict[str, float | None]]]) -> st
 def answer_text(answer: Answer) -> str:
     """The answer without its citation markers, as scored against gold answers."""
     return " ".join(s.text for s in answer.sentences) if answer.sentences else answer.answer
+
+
+def short_text(answer: Answer) -> str:
+    """The short answer (Answer.short, rag.decision) as scored against gold answers; the answer's
+    text when it has none."""
+    return answer.short if answer.short is not None else answer_text(answer)
+
+
+def _best(metric: Callable[[str, str], float], outcomes: list[Outcome], text: Callable[[Answer], str]) -> float | None:
+    """`metric` of `text(answer)` against its best gold answer, an abstention scoring 0, averaged."""
+    return metrics.mean([max((metric(text(o.answer), g) for g in o.item.answers), default=0.0)
+                         * (not o.answer.abstained) for o in outcomes])
 
 
 def _markers(answer: Answer) -> set[int]:

@@ -49,7 +49,7 @@ def evidence(answer: Answer, display: Display) -> dict[str, Any]:
     return {"question": answer.question, "asked": answer.asked or answer.question, "abstained": answer.abstained,
             "abstain_reason": answer.abstain_reason,
             "abstain_message": REASONS.get(answer.abstain_reason or "") if answer.abstained else None,
-            "faithfulness": answer.faithfulness, "answered_by": answer.answered_by,
+            "faithfulness": answer.faithfulness, "answered_by": answer.answered_by, "short": answer.short,
             "sentences": [{k: v for k, v in row.items() if k != "citations"} for row in rows],
             "citations": [c for row in rows for c in row["citations"]],
             "closest": [{"source": display(h.source), "page": h.page, "start": h.start, "end": h.end, "text": h.text,
