@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from rag import models, reader
-from rag.reader import Reader, Window, best_spans, decode, linearize
+from rag.reader import Reader, Window, best_spans, decode
+from rag.tables import linearize
 from rag.training import loop, tables
 from rag.training import reader as training
 
