@@ -110,7 +110,8 @@ def cells(passage: str) -> list[Cell]:
         for label, row in zip(labels, rows, strict=True):
             out += [Cell(start, end, label, header[n] if n < len(header) else "", labels, tuple(header[1:]))
                     for n, (start, end) in enumerate(row[1:], 1)]
-    return out + _nested(passage)
+    nested = _nested(passage)
+    return out + nested + [c for c in _flat(passage) if within(nested, c.start, c.end) is None]
 
 
 _PARENT = re.compile(r"^([ \t]*)[-*+][ \t]+([^:\n]+):[ \t]*$", re.MULTILINE)
@@ -142,17 +143,45 @@ def _nested(passage: str) -> list[Cell]:
     return out
 
 
+_ITEM = re.compile(r"^([ \t]*)[-*+][ \t]+([^:\n]+):[ \t]*([^\n]*\S)[ \t]*$", re.MULTILINE)
+
+
+def _flat(passage: str) -> list[Cell]:
+    """The cells of runs of two or more sibling "- Label: value" items ("- Business Gold Rewards
+    Card: +0.55%"): a table of one column, the labels its rows."""
+    runs: list[list[re.Match[str]]] = []
+    for item in _ITEM.finditer(passage):
+        if runs and passage.count("\n", runs[-1][-1].end(), item.start()) == 1 and (
+                item.group(1) == runs[-1][-1].group(1)):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    out = []
+    for run in (r for r in runs if len(r) > 1):
+        labels = tuple(m.group(2).strip() for m in run)
+        out += [Cell(m.start(3), m.end(3), label, "", labels, ()) for label, m in zip(labels, run, strict=True)]
+    return out
+
+
 def misread(text: str, cell: Cell) -> str | None:
     """The other row label or column header `text` (a question, a claim) names instead of
     `cell`'s, or None when it names none: "monthly" points at "Monthly send limit" over "Daily
-    send limit", when the text has no word of the cell's own header that the other lacks."""
+    send limit", when the text has no word of the cell's own header that the other lacks. A text
+    that holds the words all of a table's row labels (or headers) share, but none of the cell's
+    own ("weekly send limit" beside "Daily send limit" and "Monthly send limit"; "Business
+    Titanium Rewards Card" beside the Silver, Gold and Platinum ones) names a row or column the
+    table lacks: "another row" or "another column". Two shared words at least: one ("accounts"
+    in "New accounts", "Verified accounts") is too often said in passing."""
     words = set(_terms(text))
-    for label, others in ((cell.column, cell.columns), (cell.row, cell.rows)):
+    for kind, label, others in (("column", cell.column, cell.columns), ("row", cell.row, cell.rows)):
         mine = set(_terms(label))
         for other in others:
             theirs = set(_terms(other))
             if other != label and (theirs - mine) & words and not (mine - theirs) & words:
                 return other
+        shared = set.intersection(*(set(_terms(o)) for o in others)) if len(others) > 1 else mine
+        if len(shared) > 1 and shared <= words and mine - shared and not (mine - shared) & words:
+            return f"another {kind}"
     return None
 
 
