@@ -29,9 +29,11 @@ def missing(premise: str, claim: str) -> list[str]:
     """The items of `claim`'s answer that `premise` does not hold, in the order claimed (a number
     held only as another row's or column's value is named with what it is there)."""
     said = claim.rfind("?") + 1
+    code = list(CODE.finditer(claim, said))
     found = [m.group() for m in FLAG.finditer(claim, said)
-             if not re.search(rf"(?<![\w-]){re.escape(m.group())}(?![\w-])", premise)]
-    found += [m.group() for m in CODE.finditer(claim, said) if m.group(1).casefold() not in premise.casefold()]
+             if not any(c.start() < m.start() < c.end() for c in code)  # code is looked up whole
+             and not re.search(rf"(?<![\w-]){re.escape(m.group())}(?![\w-])", premise)]
+    found += [m.group() for m in code if m.group(1).casefold() not in premise.casefold()]
     words = {w.casefold() for w in WORD.findall(premise)}
     found += [name for name in _names(claim, said) if not all(w.casefold() in words for w in name.split())]
     return _numbers(premise, claim, said) + found

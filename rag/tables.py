@@ -11,6 +11,7 @@ column header, so a claim or a question that names another row or column than th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from rag import lexical
 
 _ROW = re.compile(r"^[ \t]*\|(.*)\|[ \t]*$")
 _RULE = re.compile(r"^[\s|:-]*-{3,}[\s|:-]*$")
+# Question words, which ask and name nothing (stemmed: "many" is "mani").
+_ASKED = frozenset(["what", "which", "how", "who", "whom", "whose", "when", "where", "why", "much", "mani"])
 # Stems that name the same period ("daily" and "per day"; "annual" and "yearly").
 _SAME = {"daili": "day", "annual": "year", "yearli": "year", "monthli": "month", "weekli": "week"}
 
@@ -167,26 +170,41 @@ def misread(text: str, cell: Cell) -> str | None:
     """The other row label or column header `text` (a question, a claim) names instead of
     `cell`'s, or None when it names none: "monthly" points at "Monthly send limit" over "Daily
     send limit", when the text has no word of the cell's own header that the other lacks. A text
-    that holds the words all of a table's row labels (or headers) share, but none of the cell's
-    own ("weekly send limit" beside "Daily send limit" and "Monthly send limit"; "Business
-    Titanium Rewards Card" beside the Silver, Gold and Platinum ones) names a row or column the
-    table lacks: "another row" or "another column". Two shared words at least: one ("accounts"
-    in "New accounts", "Verified accounts") is too often said in passing."""
-    words = set(_terms(text))
+    that says a label with other words in the place of the cell's own ("weekly send limit" for
+    "Daily send limit" and "Monthly send limit"; "Business Titanium Rewards Card" beside the
+    Silver, Gold and Platinum ones) names a row or column the table lacks: "another row" or
+    "another column". Only where the labels share two words at least: one ("accounts" in "New
+    accounts", "Verified accounts") is too often said in passing."""
+    said = _terms(text)
+    words = set(said)
     for kind, label, others in (("column", cell.column, cell.columns), ("row", cell.row, cell.rows)):
-        mine = set(_terms(label))
+        mine = _terms(label)
         for other in others:
             theirs = set(_terms(other))
-            if other != label and (theirs - mine) & words and not (mine - theirs) & words:
+            if other != label and (theirs - set(mine)) & words and not (set(mine) - theirs) & words:
                 return other
-        shared = set.intersection(*(set(_terms(o)) for o in others)) if len(others) > 1 else mine
-        if len(shared) > 1 and shared <= words and mine - shared and not (mine - shared) & words:
+        shared = set.intersection(*(set(_terms(o)) for o in others)) if len(others) > 1 else set()
+        if len(shared) > 1 and _elsewise(said, mine, shared):
             return f"another {kind}"
     return None
 
 
+def _elsewise(said: list[str], label: list[str], shared: set[str]) -> bool:
+    """Whether `said` holds `label` with other words in the places of all its own (not `shared`) ones."""
+    own = [n for n, t in enumerate(label) if t not in shared]
+    if not own:
+        return False
+    for at in range(len(said) - len(label) + 1):
+        window = said[at:at + len(label)]
+        if all((w != t) == (n in own) for n, (w, t) in enumerate(zip(window, label, strict=True))) and not (
+                set(window) & (set(label) - shared)):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
 def _terms(text: str) -> list[str]:
-    return [_SAME.get(t, t) for t in lexical.terms([text])[0]]
+    return [_SAME.get(t, t) for t in lexical.terms([text])[0] if t not in _ASKED]
 
 
 def _lines(passage: str) -> Iterator[tuple[re.Match[str], list[tuple[int, int]], list[str]]]:
