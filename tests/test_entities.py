@@ -4,13 +4,12 @@ wrapper (rag.verify.RuleChecked) that cuts the model's score when one is missing
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from rag import verify
 from rag.entities import missing
 from rag.generate import citations as cites
+from tests.test_bounds import Echo  # 0.9 for a claim without a bound
 from tests.test_verify import answer
 
 TABLE = ("Everyone Pay sending limits\n| Account status | Daily send limit | Monthly send limit |\n"
@@ -51,17 +50,6 @@ def test_what_is_asked_and_bounds_are_not_looked_up() -> None:
     assert missing("It has 52 reviews.", "How many reviews? More than 40 reviews.") == []  # rag.bounds judges it
     assert missing(TABLE, "Which is it? The first one, of seven.") == []  # number words are not checked
     assert missing(TABLE, "What is it? Everyone Pay sends money.") == []  # a sentence's first word is no name
-
-
-class Echo:
-    name, threshold = "echo", 0.5
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-
-    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        self.seen += pairs
-        return [0.9 for _ in pairs]
 
 
 def test_the_verifier_cuts_a_claim_missing_an_item_and_reads_tables_by_row() -> None:
