@@ -8,7 +8,8 @@ capitalised multi-word name (not counting a sentence's first word) in the claim'
 text after its last "?": the question's own words are asked, not claimed) must occur in the
 passage: numbers by value ("$3,500" = "3,500" = "3500"; a bound such as "more than 40" is
 rag.bounds' to judge), flags exactly, names ignoring case (each word of a multi-word name
-somewhere in the passage). A number the passage holds only in table cells of another row or
+somewhere in the passage; a name the question says is what is asked about, often named only
+in a document's title, and need not be). A number the passage holds only in table cells of another row or
 column than the claim names ("monthly" for a cell of the "Daily send limit" column,
 rag.tables.misread) is missing too: it is there, but as another thing's value.
 """
@@ -35,7 +36,9 @@ def missing(premise: str, claim: str) -> list[str]:
              and not re.search(rf"(?<![\w-]){re.escape(m.group())}(?![\w-])", premise)]
     found += [m.group() for m in code if m.group(1).casefold() not in premise.casefold()]
     words = {w.casefold() for w in WORD.findall(premise)}
-    found += [name for name in _names(claim, said) if not all(w.casefold() in words for w in name.split())]
+    asked = " ".join(claim[:said].casefold().split())
+    found += [name for name in _names(claim, said) if " ".join(name.casefold().split()) not in asked
+              and not all(w.casefold() in words for w in name.split())]
     return _numbers(premise, claim, said) + found
 
 

@@ -43,6 +43,8 @@ def test_invented_flags_names_and_code_are_missing() -> None:
     assert missing(founded, "Who founded Rho Bank? Rho Bank was founded in 1990 by John Doe.") == [
         "1990", "John Doe"]
     assert missing(founded, "Who runs it? The Rho Bank team, with Savings Accounts.") == []  # names held, any case
+    assert missing(TABLE, f"{MONTHLY} The Verified Everyone Pay Accounts limit is $35,000.") == []  # as asked
+    assert missing("Bash reads files.", "What does bash -Z do? The -Z option reads files.") == ["-Z"]  # asked too
 
 
 def test_what_is_asked_and_bounds_are_not_looked_up() -> None:
