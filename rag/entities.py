@@ -6,12 +6,12 @@ values. But an answer drawn from the passage repeats its values. So every number
 and percentage, command-line option flag (`-Z`, `--login`), code name in backticks and
 capitalised multi-word name (not counting a sentence's first word) in the claim's answer (the
 text after its last "?": the question's own words are asked, not claimed) must occur in the
-passage: numbers by value ("$3,500" = "3,500" = "3500"; a bound such as "more than 40" is
-rag.bounds' to judge), flags exactly, names ignoring case (each word of a multi-word name
-somewhere in the passage; a name the question says is what is asked about, often named only
-in a document's title, and need not be). A number the passage holds only in table cells of another row or
-column than the claim names ("monthly" for a cell of the "Daily send limit" column,
-rag.tables.misread) is missing too: it is there, but as another thing's value.
+passage: numbers by value ("$3,500" = "3,500" = "3500"; a bound such as "more than 40" or
+"before March 3, 2016" is rag.bounds' to judge), flags exactly, names ignoring case (each word
+of a multi-word name somewhere in the passage; a name the question says is what is asked about,
+often named only in a document's title, and need not be). A number the passage holds only in
+table cells of another row or column than the claim names ("monthly" for a cell of the "Daily
+send limit" column, rag.tables.misread) is missing too: it is there, but as another thing's value.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def missing(premise: str, claim: str) -> list[str]:
 
 
 def _numbers(premise: str, claim: str, said: int) -> list[str]:
-    bounded = [(m.start(), m.end()) for m in bounds.BOUND.finditer(claim, said)]
+    bounded = [(m.start(), m.end()) for pattern in (bounds.BOUND, bounds.DATE_BOUND)
+               for m in pattern.finditer(claim, said)]
     held = [q for q in bounds.quantities(premise) if _digits(premise, q)]
     grid = tables.cells(premise)
     out = []

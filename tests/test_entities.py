@@ -50,6 +50,7 @@ def test_invented_flags_names_and_code_are_missing() -> None:
 def test_what_is_asked_and_bounds_are_not_looked_up() -> None:
     assert missing(TABLE, "Is the 2026 limit over $1,000? It is $3,500 a day.") == []  # the question's numbers
     assert missing("It has 52 reviews.", "How many reviews? More than 40 reviews.") == []  # rag.bounds judges it
+    assert missing("It came out on 3 May 2015.", "When? It came out before March 3, 2016.") == []  # so this
     assert missing(TABLE, "Which is it? The first one, of seven.") == []  # number words are not checked
     assert missing(TABLE, "What is it? Everyone Pay sends money.") == []  # a sentence's first word is no name
 
