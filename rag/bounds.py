@@ -71,7 +71,7 @@ def check(premise: str, claim: str) -> Checked | None:
     """The claim's bounds compared with the passage's numbers, or None when the claim has no
     bound that can be matched to exactly one of them (then only the model can judge)."""
     checked = claim.rfind("?") + 1
-    numbers = [_quantity(m, 1) for m in QUANTITY.finditer(premise)]
+    numbers = quantities(premise)
     dates = [_day(m, 0) for m in DATE.finditer(premise)]
     candidates = [_bounded(premise, q) for q in (*numbers, *dates) if q is not None]
     results, rewritten = [], claim
@@ -87,6 +87,11 @@ def check(premise: str, claim: str) -> Checked | None:
         results.append(holds)
         rewritten = rewritten.replace(bound.group(0), premise[found.lead:found.end], 1)
     return Checked(all(results), rewritten) if results else None
+
+
+def quantities(text: str, start: int = 0) -> list[Quantity]:
+    """Every number in `text` from `start` on (digits or a number word, with currency, scale and unit)."""
+    return [_quantity(m, 1) for m in QUANTITY.finditer(text, start)]
 
 
 def _holds(word: str, limit: float, found: Quantity) -> bool | None:

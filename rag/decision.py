@@ -43,7 +43,7 @@ from rag.generate import citations as cites
 from rag.generate.prompt import ABSTAIN
 from rag.reader import Span
 from rag.retrieve import Hit
-from rag.verify import Verifier, claim
+from rag.verify import Verifier, claim, premise
 
 NO_PASSAGES = "no_relevant_passages"  # retrieval found nothing above the relevance threshold
 READER_NO_ANSWER = "reader_found_no_answer"  # the reader found no span beating "no answer here"
@@ -188,7 +188,7 @@ def _support(answer: Answer, best: Evidence, verifier: Verifier | None) -> float
     """The verifier's P(supported) of the span as the answer, by its passage as shown."""
     if verifier is None:
         return None
-    passage = answer.retrieved[best.marker - 1].text
+    passage = premise(answer.retrieved[best.marker - 1])
     return verifier.scores([(passage, claim(answer.question, best.text))])[0]
 
 

@@ -19,8 +19,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag import crossencoder, models
+from rag import crossencoder, models, tables
 from rag.retrieve import Hit
+from rag.tables import linearize
 
 SPEC = "reader.json"  # written by `rag train reader`: base model, max_length, thresholds, record
 SHIPPED_READER = Path(__file__).parent / "shipped" / "reader-minilm"
@@ -41,88 +42,6 @@ class Span:
     def margin(self) -> float:
         """How far the span beats its passage's no-answer score (positive: the reader answers)."""
         return self.score - self.no_answer
-
-
-@dataclass(frozen=True)
-class View:
-    """A passage as the reader reads it, and the pieces of it copied from the passage: (start in
-    `text`, start in the passage, length), so a span found in `text` maps back."""
-
-    text: str
-    pieces: list[tuple[int, int, int]]
-
-    def original(self, start: int, end: int) -> tuple[int, int] | None:
-        """[start, end) of `text` as offsets into the passage, or None when it is not one copied piece."""
-        for at, source, length in self.pieces:
-            if at <= start and end <= at + length:
-                return source + start - at, source + end - at
-        return None
-
-    def position(self, start: int, end: int) -> tuple[int, int] | None:
-        """The inverse of `original`: [start, end) of the passage as offsets into `text`."""
-        for at, source, length in self.pieces:
-            if source <= start and end <= source + length:
-                return at + start - source, at + end - source
-        return None
-
-
-_ROW = re.compile(r"^[ \t]*\|(.*)\|[ \t]*$")
-_RULE = re.compile(r"^[\s|:-]*-{3,}[\s|:-]*$")
-
-
-def linearize(passage: str, context: str = "") -> View:
-    """`passage` with each Markdown table row after a header written as a sentence, "Header: cell;
-    Header: cell.", so the reader sees a value beside what it is ("Verified accounts ... Daily send
-    limit: $3,500") as in prose; the header's rule line is left out. Text without tables reads as is.
-    `context` (the passage's heading path) comes first on a line of its own, to be read, never
-    answered from: it names the product a table belongs to when the passage itself does not."""
-    parts: list[str] = []
-    pieces: list[tuple[int, int, int]] = []
-    length, header, previous = 0, None, None
-
-    def copy(start: int, end: int) -> None:
-        nonlocal length
-        pieces.append((length, start, end - start))
-        parts.append(passage[start:end])
-        length += end - start
-
-    def write(text: str) -> None:
-        nonlocal length
-        parts.append(text)
-        length += len(text)
-
-    if context:
-        write(f"{context}\n")
-    for line in re.finditer(r"[^\n]*\n?", passage):
-        row = _ROW.match(line.group().rstrip("\n"))
-        if row and _RULE.match(line.group()):
-            header = previous
-            continue
-        if row and header is not None:
-            cells = _cells(line.start() + row.start(1), row.group(1))
-            for n, (start, end) in enumerate(cells):
-                name = header[n] if n < len(header) else ""
-                write(f"{name}: " if name else "")
-                copy(start, end)
-                write("; " if n + 1 < len(cells) else ".")
-            write("\n" if line.group().endswith("\n") else "")
-            continue
-        header = None
-        previous = [passage[a:b] for a, b in _cells(line.start() + row.start(1), row.group(1))] if row else None
-        if line.group():
-            copy(line.start(), line.end())
-    return View("".join(parts), pieces)
-
-
-def _cells(offset: int, inner: str) -> list[tuple[int, int]]:
-    """(start, end) of each table cell's stripped text, as offsets into the passage."""
-    cells, position = [], offset
-    for cell in inner.split("|"):
-        stripped = cell.strip()
-        start = position + (cell.index(stripped) if stripped else 0)
-        cells.append((start, start + len(stripped)))
-        position += len(cell) + 1
-    return cells
 
 
 class SpanReader(Protocol):
@@ -188,7 +107,10 @@ class Reader:
     def read(self, question: str, passages: Sequence[str], top: int = 3,
              contexts: Sequence[str] | None = None) -> list[Span]:
         """The best `top` spans over all `passages`, best first, none overlapping another;
-        `contexts` are the passages' heading paths, read beside them but never answered from."""
+        `contexts` are the passages' heading paths, read beside them but never answered from.
+        A table cell whose row or column the question names another of ("monthly" for a cell
+        of the "Daily send limit" column) is never a span: the model, trained mostly on prose,
+        reads a row's values alike (rag.tables.misread)."""
         import torch
 
         if not passages:
@@ -199,10 +121,12 @@ class Reader:
         with torch.inference_mode():
             out = self.model(**{k: v.to(self.device) for k, v in encoded.items()})
         starts, ends = out.start_logits.float().cpu().tolist(), out.end_logits.float().cpu().tolist()
+        grids = [tables.cells(p) for p in passages]
         spans = []
         for span in decode(windows, starts, ends, texts, self.max_answer_tokens, 3 * top):
             where = views[span.passage].original(span.start, span.end)
-            if where is not None:
+            cell = tables.within(grids[span.passage], *where) if where is not None else None
+            if where is not None and (cell is None or tables.misread(question, cell) is None):
                 spans.append(Span(span.passage, *where, passages[span.passage][slice(*where)], span.score,
                                   span.no_answer))
         return spans[:top]

@@ -2,8 +2,9 @@
 
 A verifier scores (premise, hypothesis) pairs with P(the premise supports the hypothesis).
 The default (`load`) is the project's own cross-encoder (`rag train verifier`, shipped in the
-package, with its calibrated threshold) behind `BoundsChecked`, which does the arithmetic of
-claims such as "more than 40 reviews" itself; `OverlapVerifier` is the token-overlap baseline.
+package, with its calibrated threshold) behind `RuleChecked`, which does the arithmetic of
+claims such as "more than 40 reviews" itself and looks every number, name and flag of a claim
+up in the passage; `OverlapVerifier` is the token-overlap baseline.
 
 `check` scores every sentence of an answer against every passage the model was shown, so
 it can tell a sentence its citation supports ("supported") from one another shown passage
@@ -23,9 +24,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag import bounds, crossencoder, lexical, models
+from rag import bounds, crossencoder, entities, lexical, models, tables
 from rag.answer import Answer
 from rag.generate import citations as cites
+from rag.retrieve import Hit
 
 SPEC = "verifier.json"  # written by `rag train verifier`: base model, max_length, threshold, record
 SHIPPED_VERIFIER = Path(__file__).parent / "shipped" / "verifier-minilm"
@@ -69,11 +71,14 @@ class CrossEncoderVerifier:
         return [float(s) for s in found]
 
 
-class BoundsChecked:
-    """`inner` with the bounds in each claim checked by arithmetic (`rag.bounds`): the model
-    scores the claim with the passage's numbers in place of its bounds, and a bound that does
-    not hold cuts that score to a tenth (at most 0.1: below the calibrated threshold, yet still
-    ordered, as ROC AUC needs)."""
+class RuleChecked:
+    """`inner` with what a small cross-encoder cannot judge done by rule: the bounds in each claim
+    checked by arithmetic (`rag.bounds`: the model scores the claim with the passage's numbers in
+    place of its bounds), and every number, name and flag of the claim's answer looked up in the
+    passage (`rag.entities`). A bound that does not hold, or an item the passage lacks, cuts the
+    score to a tenth (at most 0.1: below the calibrated threshold, yet still ordered, as ROC AUC
+    needs). The model reads the passage with its tables written out by row and column
+    (`rag.tables.linearize`), so a cell is seen beside its row label and column header."""
 
     FAILED = 0.1
 
@@ -84,15 +89,23 @@ class BoundsChecked:
 
     def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         checked = [bounds.check(premise, hypothesis) for premise, hypothesis in pairs]
-        found = self.inner.scores([(premise, c.claim if c else hypothesis)
+        failed = [bool(c and not c.holds) or bool(entities.missing(premise, hypothesis))
+                  for (premise, hypothesis), c in zip(pairs, checked, strict=True)]
+        found = self.inner.scores([(tables.linearize(premise).text, c.claim if c else hypothesis)
                                    for (premise, hypothesis), c in zip(pairs, checked, strict=True)])
-        return [s if c is None or c.holds else s * self.FAILED for s, c in zip(found, checked, strict=True)]
+        return [s * self.FAILED if f else s for s, f in zip(found, failed, strict=True)]
 
 
-def load(path: str | Path | None = None, device: str | None = None) -> BoundsChecked:
+def load(path: str | Path | None = None, device: str | None = None) -> RuleChecked:
     """The verifier every command uses: a trained cross-encoder (default: the shipped one) with
-    its bounds checked."""
-    return BoundsChecked(CrossEncoderVerifier(path, device))
+    its bounds, numbers, names and flags checked by rule."""
+    return RuleChecked(CrossEncoderVerifier(path, device))
+
+
+def premise(hit: Hit) -> str:
+    """What a sentence is checked against: the passage after its heading path, which names the
+    product a table or list belongs to when the passage itself does not (as the reader reads it)."""
+    return f"{hit.heading}\n{hit.text}" if hit.heading else hit.text
 
 
 class OverlapVerifier:
@@ -123,11 +136,12 @@ def check(answer: Answer, verifier: Verifier) -> Answer:
     if answer.abstained or not answer.sentences:
         return answer
     start = time.perf_counter()
-    shown = [hit.text for hit in answer.retrieved]
+    shown = [premise(hit) for hit in answer.retrieved]
     pairs = [(text, claim(answer.question, s.text)) for s in answer.sentences for text in shown]
     flat = verifier.scores(pairs)
     rows = [flat[i * len(shown):(i + 1) * len(shown)] for i in range(len(answer.sentences))]
-    sentences = [_judge(s, row, verifier.threshold) for s, row in zip(answer.sentences, rows, strict=True)]
+    sentences = [_named(_judge(s, row, verifier.threshold), shown, answer.question)
+                 for s, row in zip(answer.sentences, rows, strict=True)]
     timings = answer.timings | {"verify_s": round(time.perf_counter() - start, 3)}
     faithfulness = round(sum(s.verdict != "unsupported" for s in sentences) / len(sentences), 4)
     return replace(answer, sentences=sentences, citations=cites.cite(sentences, answer.retrieved),
@@ -149,3 +163,14 @@ def _judge(sentence: cites.Sentence, row: list[float], threshold: float) -> cite
         verdict = "unsupported"
     return replace(sentence, support=round(support, 4), citation_support=[round(c, 4) for c in cited],
                    supported=verdict == "supported", verdict=verdict, best_marker=best + 1)
+
+
+def _named(sentence: cites.Sentence, shown: list[str], question: str) -> cites.Sentence:
+    """An unsupported sentence with the numbers, names and flags its best cited passage (or, with
+    no citation, the best shown one) lacks (rag.entities), so the verdict says what is wrong."""
+    if sentence.supported or sentence.best_marker is None:
+        return sentence
+    marker = sentence.citations[0] if sentence.citations else sentence.best_marker
+    if sentence.citation_support:
+        marker = sentence.citations[max(range(len(sentence.citations)), key=sentence.citation_support.__getitem__)]
+    return replace(sentence, missing=entities.missing(shown[marker - 1], claim(question, sentence.text)))

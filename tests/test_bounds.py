@@ -94,7 +94,7 @@ class Echo:
 
 def test_the_wrapper_scores_the_rewritten_claim_and_cuts_a_failed_bound() -> None:
     inner = Echo()
-    checker = verify.BoundsChecked(inner)
+    checker = verify.RuleChecked(inner)
     held, failed, plain = checker.scores([(REVIEWS, "It has over 50 % approval."),
                                           (REVIEWS, "It has under 50 % approval."), (REVIEWS, "It is a film.")])
     assert held == 0.9 and failed == pytest.approx(0.09) and plain == 0.9

@@ -14,8 +14,8 @@ PACKAGE = Path(rag.__file__).parent
 # Lowest first: loaders -> chunker -> embedder -> store -> retriever -> reader/generator -> verifier -> decision
 # -> clients.
 LAYERS: list[tuple[str, ...]] = [
-    ("rag.fsutil", "rag.models", "rag.threads", "rag.metrics", "rag.bounds", "rag.lexical", "rag.settings",
-     "rag.errors"),
+    ("rag.fsutil", "rag.models", "rag.threads", "rag.metrics", "rag.bounds", "rag.lexical", "rag.tables",
+     "rag.entities", "rag.settings", "rag.errors"),
     ("rag.ingest.loaders", "rag.ingest.sandbox", "rag.ingest.scan"),
     ("rag.ingest.chunker",),
     ("rag.embed", "rag.crossencoder"),

@@ -116,7 +116,8 @@ def show_answer(stream: Iterator[Event], as_json: bool) -> None:
     elif answer.faithfulness is not None:
         for sentence in answer.sentences:
             moved = f", cited [{sentence.citations[0]}] not {sentence.cited_as}" if sentence.citation_corrected else ""
-            print(f"  {sentence.verdict} ({sentence.support:.2f}{moved}): {sentence.text}")
+            lacks = f"; the passage lacks {', '.join(sentence.missing)}" if sentence.missing else ""
+            print(f"  {sentence.verdict} ({sentence.support:.2f}{moved}{lacks}): {sentence.text}")
         print(f"  faithfulness {answer.faithfulness:.2f}")
 
 

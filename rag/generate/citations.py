@@ -48,6 +48,8 @@ class Sentence:
     # verifier finding that another shown passage supports it): the markers the model had written.
     citation_corrected: bool = False
     cited_as: list[int] | None = None
+    # Unsupported sentences: the numbers, names and flags the passage judged lacks (rag.entities).
+    missing: list[str] | None = None
 
 
 @dataclass(frozen=True)

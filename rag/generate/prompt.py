@@ -1,6 +1,7 @@
 """The prompt: numbered passages, the rules the model must follow, and fitting it all in the context.
 
-Passages are numbered [1]..[k] in retrieval order and fenced off as quoted data, and the
+Passages are numbered [1]..[k] in retrieval order and fenced off as quoted data (tables written
+out row by row beside their headers, rag.tables.linearize), and the
 rules say that text inside them is never an instruction. When the prompt would not fit the
 model's context window (counted in the model's own tokens, with room left for the answer),
 the lowest-ranked passages are dropped, and the caller is told which.
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.retrieve import Hit
+from rag.tables import linearize
 
 ABSTAIN = "I cannot answer this from the provided documents."
 SYSTEM = (
@@ -55,7 +57,7 @@ def defang(text: str) -> str:
 
 def passage_block(number: int, hit: Hit) -> str:
     where = os.path.basename(hit.source) + (f", page {hit.page}" if hit.page else "")
-    return f"[{number}] (from {defang(where)})\n<<<\n{defang(hit.text.strip())}\n>>>"
+    return f"[{number}] (from {defang(where)})\n<<<\n{defang(linearize(hit.text).text.strip())}\n>>>"
 
 
 @dataclass(frozen=True)

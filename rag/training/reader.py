@@ -22,6 +22,7 @@ from typing import Any
 
 from rag import crossencoder, lexical, models, reader
 from rag.fsutil import read_jsonl
+from rag.tables import linearize
 from rag.training import loop, tables
 
 
@@ -103,7 +104,7 @@ def targets(windows: list[reader.Window], answers: list[tuple[int, int]]) -> tup
 def read_as_asked(example: Example) -> tuple[str, tuple[int, int]]:
     """The passage as the reader reads it at answer time (tables linearised, heading path first)
     and the answer's span in that text."""
-    view = reader.linearize(example.passage, example.context)
+    view = linearize(example.passage, example.context)
     span = view.position(example.start, example.end) if example.start >= 0 else None
     return view.text, span or (-1, -1)
 

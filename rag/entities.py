@@ -1,0 +1,82 @@
+"""What a claim states that its passage must hold word for word: numbers, names and flags.
+
+A small cross-encoder scores "The -Z option of set does not display function names" or "The
+monthly limit is $3,500" as supported by a passage on the same topic: it reads meaning, not
+values. But an answer drawn from the passage repeats its values. So every number, money amount
+and percentage, command-line option flag (`-Z`, `--login`), code name in backticks and
+capitalised multi-word name (not counting a sentence's first word) in the claim's answer (the
+text after its last "?": the question's own words are asked, not claimed) must occur in the
+passage: numbers by value ("$3,500" = "3,500" = "3500"; a bound such as "more than 40" or
+"before March 3, 2016" is rag.bounds' to judge), flags exactly, names ignoring case (each word
+of a multi-word name somewhere in the passage; a name the question says is what is asked about,
+often named only in a document's title, and need not be). A number the passage holds only in
+table cells of another row or column than the claim names ("monthly" for a cell of the "Daily
+send limit" column, rag.tables.misread) is missing too: it is there, but as another thing's value.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag import bounds, tables
+
+FLAG = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")
+CODE = re.compile(r"`([^`\n]+)`")
+NAME = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+[A-Z][\w'’-]*)+")
+WORD = re.compile(r"[\w'’-]+")
+
+
+def missing(premise: str, claim: str) -> list[str]:
+    """The items of `claim`'s answer that `premise` does not hold, in the order claimed (a number
+    held only as another row's or column's value is named with what it is there)."""
+    said = claim.rfind("?") + 1
+    code = list(CODE.finditer(claim, said))
+    found = [m.group() for m in FLAG.finditer(claim, said)
+             if not any(c.start() < m.start() < c.end() for c in code)  # code is looked up whole
+             and not re.search(rf"(?<![\w-]){re.escape(m.group())}(?![\w-])", premise)]
+    found += [m.group() for m in code if m.group(1).casefold() not in premise.casefold()]
+    words = {w.casefold() for w in WORD.findall(premise)}
+    asked = " ".join(claim[:said].casefold().split())
+    found += [name for name in _names(claim, said) if " ".join(name.casefold().split()) not in asked
+              and not all(w.casefold() in words for w in name.split())]
+    return _numbers(premise, claim, said) + found
+
+
+def _numbers(premise: str, claim: str, said: int) -> list[str]:
+    bounded = [(m.start(), m.end()) for pattern in (bounds.BOUND, bounds.DATE_BOUND)
+               for m in pattern.finditer(claim, said)]
+    held = [q for q in bounds.quantities(premise) if _digits(premise, q)]
+    grid = tables.cells(premise)
+    out = []
+    for number in bounds.quantities(claim, said):
+        text = claim[number.start:number.end]
+        if not _digits(claim, number) or any(a <= number.start < b for a, b in bounded):
+            continue
+        spots = [q for q in held if q.value == number.value]
+        cells = [tables.within(grid, q.start, q.end) for q in spots]
+        if not spots:
+            out.append(text)
+        elif all(cells):
+            rivals = [tables.misread(claim, c) for c in cells if c is not None]
+            if all(rivals) and cells[0] is not None:
+                out.append(f"{text} (the passage's {cells[0].row} / {cells[0].column}, not {rivals[0]})")
+    return out
+
+
+def _digits(text: str, quantity: bounds.Quantity) -> bool:
+    """A number written in digits (a number word such as "one" is too often not a value)."""
+    return any(c.isdigit() for c in text[quantity.start:quantity.end])
+
+
+def _names(claim: str, said: int) -> list[str]:
+    """Runs of two or more capitalised words after `said`, a sentence's first word left out."""
+    first = re.search(r"\w", claim[said:])
+    start = said + first.start() if first else said
+    out = []
+    for run in NAME.finditer(claim, said):
+        text = run.group()
+        if run.start() == start or claim[:run.start()].rstrip().endswith((".", "!", ":")):
+            text = text.split(None, 1)[1] if len(text.split()) > 1 else ""
+        if len(text.split()) > 1:
+            out.append(text)
+    return out
