@@ -6,8 +6,10 @@ English follow-ups mostly come in two shapes. An elliptical one names only what 
 of the previous question (the same preposition, the same head noun, the same kind of code
 token, or the question's topic). A referring one is a full question with a pronoun for the
 previous topic ("How many withdrawals does it allow?"): the pronoun is replaced by the thing
-the previous question was about. Anything too short to tell ("Why?") is joined to the previous
-question; anything else is taken as already standalone.
+the previous question was about. In either, a modifier + "one" ("the Silver one", "an instant one")
+stands for the previous topic with that modifier in place of its own; "Is it the same for X?" is the
+previous question for X. Anything too short to tell ("Why?") is joined to the previous question;
+anything else is taken as already standalone.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import re
 
 # Words that start an elliptical follow-up ("And for unverified ones?", "What about Bash?").
 _LEAD = re.compile(r"^(?:and\s+)?(?:what|how)\s+about\s+|^(?:and|also|but)\s+", re.IGNORECASE)
-_QUESTION_WORD = re.compile(r"^(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|"
-                            r"can|could|should|would|will|may|must|has|have)\b", re.IGNORECASE)
+_QUESTION_WORDS = (r"(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|"
+                   r"can|could|should|would|will|may|must|has|have)\b")
+_QUESTION_WORD = re.compile(f"^{_QUESTION_WORDS}", re.IGNORECASE)
 PREPOSITIONS = ("for", "in", "on", "with", "at", "to", "from", "of", "by", "during", "after", "before",
                 "under", "over", "into", "inside", "between", "without")
 _DETERMINERS = ("the", "a", "an", "my", "your", "our", "its", "their", "this", "that")
@@ -32,10 +35,19 @@ _DET = r"(?:the|a|an|my|your|our)\s"
 _TOPICS = (re.compile(r"^(?:what|which|who)\s+(?:is|are|was|were)\s+(?P<t>.+)$", re.IGNORECASE),
            re.compile(rf"^.*?\b(?:I|you|we)\s+\w+\s+(?P<t>{_DET}.+)$", re.IGNORECASE),
            re.compile(rf"^(?i:what|how|why|when|where|which)\b.*?\b(?:does|do|did|can|will|would|should)\s+"
-                      rf"(?P<t>{_DET}.+?|[A-Z$`_][^\s]*(?:\s[A-Z][^\s]*)*)\s+\w+$"))
+                      rf"(?P<t>{_DET}.+?|[A-Z$`_][^\s]*(?:\s[A-Z][^\s]*)*)\s+\w+(?:\s+to\s+\w+)?$"))
 # A named thing at the end of a topic: "the debit card limit on [the Blue Account]".
 _NAMED_OBJECT = re.compile(rf"\b(?:{'|'.join(PREPOSITIONS)})\s+(?P<o>(?:the\s+)?[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)$")
 _NAMES = re.compile(r"(?:\bthe\s+)?\b[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*")
+# "one(s)" after one to three modifiers ("the Silver one", "for unverified ones"), which follow a
+# determiner, a preposition or the start of the phrase: "Which one?", "to use one" and "Do you
+# have one?" name no modifier, and are left alone.
+_BOUND = "|".join((*_DETERMINERS, *(p for p in PREPOSITIONS if p != "to"), "which"))
+_ONE = re.compile(rf"(?:^|\b(?:{_BOUND})\s)(?P<mods>(?:(?!(?:{_BOUND})\s|{_QUESTION_WORDS})[\w-]+\s)"
+                  rf"{{1,3}})(?P<one>ones?)\b", re.IGNORECASE)
+# "Is it the same for savings accounts?": the previous question, for savings accounts.
+_SAME = re.compile(r"^(?:and\s+)?(?:is|are|does|do)\s+(?:it|that|this)\s+the\s+same\s+"
+                   r"(?P<rest>(?:for|in|on|with)\s.+)$", re.IGNORECASE)
 _CODE = re.compile(r"^(?:\$\S+|`[^`]+`|\S*[_()]\S*|[A-Z][A-Z0-9]+)$")  # $?, BASH_VERSION, set(), `x`
 
 
@@ -58,8 +70,13 @@ def referent(question: str) -> str | None:
     if found is not None:
         named = _NAMED_OBJECT.search(found)
         return named.group("o") if named and found.lower().startswith("the ") else found
-    names = _NAMES.findall(bare(question).split(" ", 1)[-1])
+    names = _names(question)
     return names[-1] if names else None
+
+
+def _names(question: str) -> list[str]:
+    """The capitalised names in `question` after its first word ("the Blue Account", "APR")."""
+    return _NAMES.findall(bare(question).split(" ", 1)[-1])
 
 
 def rewrite(question: str, previous: str | None) -> str:
@@ -73,8 +90,12 @@ def rewrite(question: str, previous: str | None) -> str:
         if _PRONOUN.search(rest) and (thing := referent(previous)):  # "And its annual fee?"
             return f"What is {_replace_pronoun(bare(rest), thing)}?"
         return substitute(bare(rest), previous)
+    if same := _SAME.match(bare(rest)):
+        return substitute(same.group("rest"), previous)
     if _PRONOUN.search(rest) and (thing := referent(previous)):
         return _capital(_replace_pronoun(rest, thing))
+    if (ones := _ONE.search(rest)) and (phrase := _one_phrase(ones, previous)):  # "an instant one"
+        return _capital(fill_ones(rest, phrase))
     if len(bare(rest).split()) <= 2:
         return f"{previous.strip()} {asked}"
     return _capital(rest)
@@ -91,8 +112,9 @@ def _replace_pronoun(text: str, thing: str) -> str:
 
 def substitute(fragment: str, previous: str) -> str:
     """`previous` with `fragment` in place of its matching phrase, tried in this order: the
-    object of the same preposition (or of the last one), the phrase with the same head noun, the same kind of code
-    token, the topic, the object of the last preposition; else the two joined."""
+    object of the same preposition (or of the last one), the phrase a modified "one" stands for,
+    the phrase with the same head noun, the same kind of code token, the topic, the object of the
+    last preposition; else the two joined."""
     words = bare(previous).split()
     parts = fragment.split()
     first = parts[0].lower()
@@ -102,6 +124,8 @@ def substitute(fragment: str, previous: str) -> str:
         if at is not None:
             return _joined([*words[:at], fill_ones(fragment, " ".join(words[at + 1:]))])
         return f"{bare(previous)} {fragment}?"
+    if (ones := _ONE.search(fragment)) and (phrase := _one_phrase(ones, previous)):  # "the Silver one"
+        return bare(previous).replace(phrase, fill_ones(fragment, phrase), 1) + "?"
     if (span := _same_head(words, fragment)) is not None:
         return _joined([*words[:span[0]], fragment, *words[span[1]:]])
     codes = [n for n, w in enumerate(words) if _CODE.match(w)]
@@ -147,9 +171,43 @@ def _same_head(words: list[str], fragment: str) -> tuple[int, int] | None:
     return bounds[0] + (words[bounds[0]].lower() in PREPOSITIONS), end + 1
 
 
+def _one_phrase(ones: re.Match[str], previous: str) -> str | None:
+    """The phrase of `previous` that a modified "one(s)" stands for: a capitalised modifier ("the
+    Titanium one") names a product like the last name in `previous` ("the Silver Rewards Card");
+    "ones" the plural object of the last preposition ("verified Everyone Pay accounts"); else the
+    previous topic ("a standard Everyone Pay transfer")."""
+    names = _names(previous)
+    if ones.group("mods")[:1].isupper() and names:
+        return names[-1]
+    words = bare(previous).split()
+    at = _last_preposition(words)
+    if ones.group("one").lower() == "ones" and at is not None and words[-1].endswith("s"):
+        return " ".join(words[at + 1:])
+    return topic(previous)
+
+
 def fill_ones(fragment: str, replaced: str) -> str:
-    """"unverified ones" replacing "verified Everyone Pay accounts" -> "unverified Everyone Pay
-    accounts": `one(s)` stands for the replaced phrase less its first word (its modifier)."""
-    words = replaced.split()
-    head = " ".join(words[1:]) if len(words) > 1 else replaced
-    return re.sub(r"\bones?\b", head, fragment, flags=re.IGNORECASE)
+    """`fragment` with its modified "one(s)" written out as the noun it stands for in `replaced`
+    ("the Silver one" against "the Gold Savings Account" -> "the Silver Savings Account")."""
+    match = _ONE.search(fragment)
+    if match is None:
+        return fragment
+    noun = head(replaced, match.group("mods").split())
+    return fragment[:match.start("one")] + noun + fragment[match.end("one"):]
+
+
+def head(phrase: str, modifiers: list[str]) -> str:
+    """What "one" after `modifiers` stands for in `phrase`: the phrase less its determiner and its
+    first words of the same kind (capitalised or not) as the modifiers, which they replace: "a
+    standard Everyone Pay transfer" after "instant" -> "Everyone Pay transfer". When all the words
+    before the phrase's preposition are of that kind, the noun keeps its last word ("the break
+    statement" -> "statement") or, of three or more, its last two, as a product's kind ("Diamond
+    Elite Savings Account" -> "Savings Account", "daily send limit for ..." -> "send limit for ...")."""
+    words = phrase.split()
+    words = words[1:] if words and words[0].lower() in _DETERMINERS else words
+    end = next((n for n, w in enumerate(words) if w.lower() in PREPOSITIONS), len(words))
+    capital = modifiers[0][:1].isupper()
+    run = next((n for n, w in enumerate(words[:end]) if w[:1].isupper() != capital), end)
+    if run == end:
+        run = max(0, end - (2 if end >= 3 else 1))
+    return " ".join(words[run:])

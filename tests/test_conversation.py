@@ -53,6 +53,24 @@ def history(*questions: str) -> list[Turn]:
     ("What range do initial EcoCard credit lines typically fall in?", "And its annual fee?",
      "What is EcoCard's annual fee?"),
     ("What is a tuple?", "Can lists be nested?", "Can lists be nested?"),  # already standalone
+    # a modifier + "one" replaces the modifiers before the previous topic's head noun
+    ("What APY does the Gold Savings Account earn?", "And the Silver one?",
+     "What APY does the Silver Savings Account earn?"),
+    ("What APY does the Diamond Elite Savings Account earn?", "What about the Platinum one?",
+     "What APY does the Platinum Savings Account earn?"),
+    (LIMIT, "And the monthly one?", "What is the monthly send limit for verified Everyone Pay accounts?"),
+    ("How long does a standard Everyone Pay transfer take to complete?", "How much does an instant one cost?",
+     "How much does an instant Everyone Pay transfer cost?"),
+    ("What is a set in Python?", "How do I create an empty one?", "How do I create an empty set in Python?"),
+    ("What is the standard APR for carried balances on the Silver Rewards Card?", "And the Titanium one?",
+     "What is the standard APR for carried balances on the Titanium Rewards Card?"),
+    ("What is the daily ATM withdrawal limit of the Blue Account debit card?", "And the Purple one?",
+     "What is the daily ATM withdrawal limit of the Purple Account debit card?"),
+    (LIMIT, "What about new ones?", "What is the daily send limit for new Everyone Pay accounts?"),
+    ("How do I open a savings account?", "How do I close a checking one?", "How do I close a checking account?"),
+    ("What is a tuple?", "Do you have one?", "Do you have one?"),  # "one" with no modifier: left alone
+    ("What is the interest rate on checking accounts?", "Is it the same for savings accounts?",
+     "What is the interest rate for savings accounts?"),
 ])
 def test_the_rule_condenser_writes_the_follow_up_out(previous: str, follow_up: str, standalone: str) -> None:
     assert RuleCondenser().condense(follow_up, history(previous)) == standalone
