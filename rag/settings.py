@@ -14,6 +14,7 @@ default (the CLI shows it in --help).
 | RAG_STRICT | any value but 0: drop unsupported sentences, abstain if none is left |
 | RAG_CACHE | where converted model weights are kept (default ~/.cache/rag) |
 | RAG_UI_SERVICE | module:factory of the web UI's service (tests put a fake behind the real pages) |
+| RAG_KEYS | the API key store of `rag serve` and `rag keys` (default .rag/keys.sqlite) |
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Settings:
     strict: bool = False
     cache: str | None = None
     ui_service: str | None = None
+    keys: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

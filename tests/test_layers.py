@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rag.pipeline",),
     ("rag.training",),
     ("rag.evaluation",),
-    ("rag.cli", "rag.service", "rag.uploads", "rag.__main__", "rag"),
+    ("rag.cli", "rag.service", "rag.uploads", "rag.server", "rag.__main__", "rag"),
 ]
 
 

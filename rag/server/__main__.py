@@ -1,0 +1,5 @@
+import sys
+
+from rag.server.run import main
+
+sys.exit(main())

@@ -1,0 +1,103 @@
+"""One question answered on the answering queue, awaited by the request that asked it.
+
+The answer is made whole before anything of it is sent: the pipeline's draft may be replaced by
+its decision (the reader's span, or an abstention), and a caller must never be streamed text
+that is later taken back. A caller that goes away cancels its question (dropped if still
+waiting, stopped between two generated pieces if running), and the worker moves on."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from rag.answer import Answer, AnswerConfig
+from rag.generate.backends import Generator, GeneratorError
+from rag.server.collections import Collection
+from rag.server.errors import ApiError
+from rag.server.limits import AnswerQueue
+from rag.server.metrics import Metrics
+from rag.server.payloads import Served
+
+CLIENT_GONE = 499  # the caller closed the connection before its answer was ready (as nginx logs it)
+DISCONNECT_POLL = 0.5  # seconds between two looks at whether a waiting caller is still there
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    k: int = AnswerConfig.k
+    mode: str = "hybrid"
+    strict: bool | None = None  # None: the server's setting
+
+
+class Cancelled(Exception):
+    """The caller went away while its answer was being made."""
+
+
+def make(collection: Collection, question: Question, cancelled: threading.Event) -> Served:
+    """Run the pipeline to its final answer (on the answering worker)."""
+    pipeline = collection.pipeline(question.k, question.mode, question.strict)
+    answer: Answer | None = None
+    try:
+        for event in pipeline.stream(question.text):
+            if cancelled.is_set():
+                raise Cancelled
+            if isinstance(event, Answer):
+                answer = event
+    except GeneratorError as exc:
+        raise ApiError(503, f"the generator failed: {exc}", code="generator_error", retry_after=5) from exc
+    except (ApiError, Cancelled):
+        raise
+    except Exception as exc:  # told to this caller, about its own collection; the worker goes on
+        raise ApiError(500, f"answering failed: {type(exc).__name__}: {exc}") from exc
+    assert answer is not None
+    return Served(answer, completion_tokens(collection.models.generator, answer.answer), question.text)
+
+
+def completion_tokens(generator: Generator | None, text: str) -> int:
+    """The answer's length in the generator's tokens (its chat template's overhead taken off)."""
+    if generator is None or not text:
+        return 0
+    def count(content: str) -> int:
+        return generator.count_tokens([{"role": "assistant", "content": content}])
+
+    return max(0, count(text) - count(""))
+
+
+class Pending:
+    """A question on the answering queue; `result()` awaits it, `cancel()` gives it up."""
+
+    def __init__(self, queue: AnswerQueue, metrics: Metrics, collection: Collection, question: Question) -> None:
+        self.cancelled = threading.Event()
+        self.metrics = metrics
+        self.future = queue.submit(lambda: make(collection, question, self.cancelled))  # 503 now if full
+        self.waiting = asyncio.wrap_future(self.future)
+
+    async def result(self) -> Served:
+        try:
+            served = await asyncio.shield(self.waiting)
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        self.metrics.answered(served.answer.abstain_reason)
+        return served
+
+    async def result_for(self, request: Request) -> Served | None:
+        """The answer, or None if the caller went away meanwhile (its question is then given up)."""
+        while not await self.wait(DISCONNECT_POLL):
+            if await request.is_disconnected():
+                self.cancel()
+                return None
+        return await self.result()
+
+    async def wait(self, seconds: float) -> bool:
+        """Whether the answer is ready within `seconds` (a stream sends a keep-alive in between)."""
+        done, _ = await asyncio.wait({self.waiting}, timeout=seconds)
+        return bool(done)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.future.cancel()

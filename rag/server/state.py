@@ -1,0 +1,93 @@
+"""What every request reads (config, keys, limits, metrics and, once loaded, the collections) and
+the auth dependency of every /v1 route: who is calling, and which collections they may see."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from rag.server.collections import Collection, Collections
+from rag.server.config import ServeConfig
+from rag.server.errors import ApiError, not_found
+from rag.server.keys import Key, KeyStore
+from rag.server.limits import AnswerQueue, RateLimiter
+from rag.server.metrics import Metrics
+
+LOADING_RETRY = 5
+
+
+class Server:
+    """What every request reads: config, keys, limits, metrics and (once loaded) the collections."""
+
+    def __init__(self, config: ServeConfig, load: Callable[[], Collections]) -> None:
+        self.config = config
+        self.load = load
+        self.keys = KeyStore(config.key_store)
+        self.limiter = RateLimiter()
+        self.metrics = Metrics()
+        self.queue = AnswerQueue(config.queue, self.metrics.queue.set)
+        self.collections: Collections | None = None
+        self.failed: str | None = None
+
+    def start_loading(self) -> None:
+        threading.Thread(target=self._load, name="rag-load", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            self.collections = self.load()
+        except Exception as exc:  # shown by /health; the process stays up so the reason can be read
+            self.failed = f"{type(exc).__name__}: {exc}"
+
+    def ready(self) -> Collections:
+        if self.collections is None:
+            message = f"the server failed to load: {self.failed}" if self.failed else "the server is still loading"
+            raise ApiError(503, message, code="loading", retry_after=None if self.failed else LOADING_RETRY)
+        return self.collections
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: their key (None on an open server) and what it lets them see."""
+
+    server: Server
+    key: Key | None
+
+    def names(self) -> list[str]:
+        every = self.server.ready().names()
+        return every if self.key is None else [n for n in every if n in self.key.collections]
+
+    def collection(self, name: str) -> Collection:
+        """The collection `name`, or the same 404 whether it does not exist or is not granted."""
+        collections = self.server.ready()
+        if name not in collections.by_name or (self.key is not None and name not in self.key.collections):
+            raise not_found(name)
+        return collections.by_name[name]
+
+
+def server_of(request: Request) -> Server:
+    server: Server = request.app.state.server
+    return server
+
+
+def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    """The auth dependency of every /v1 route: a valid key when the store holds any (401 otherwise),
+    its rate spent (429)."""
+    server = server_of(request)
+    scheme, _, secret = (authorization or "").partition(" ")
+    if not server.keys.any_active():
+        return Caller(server, None)
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise ApiError(401, "no API key: send the header 'Authorization: Bearer KEY'", code="missing_api_key")
+    key = server.keys.verify(secret.strip())
+    if key is None:
+        raise ApiError(401, "the API key is not valid (unknown or revoked)")
+    if key.rate is not None:
+        server.limiter.take(key.id, key.rate)
+    return Caller(server, key)
+
+
+Authorized = Annotated[Caller, Depends(caller)]
