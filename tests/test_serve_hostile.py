@@ -1,0 +1,303 @@
+"""Hostile callers of the served API, over real HTTP: the app (rag.server.app.create_app) on uvicorn
+in a thread on a free loopback port, over small real indexes built with the fake embedder, with a
+scripted generator that can be slowed and held (no models, so it runs in seconds).
+
+Malformed JSON, oversized bodies (with and without Content-Length), questions over the limit,
+unknown collections, upload and delete names that try to leave the corpus, callers that hang up in
+the middle of a stream, and more concurrent answers than the queue holds: each gets a clear error in
+OpenAI's shape or is served, nothing is written or deleted outside the corpus, no request hangs, and
+the server keeps serving the next caller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from rag.generate.backends import Messages, Sampling
+from rag.index import Index
+from rag.server.app import create_app
+from rag.server.collections import Collection, Collections, Models
+from rag.server.config import CollectionSpec, ServeConfig
+from tests.conftest import FakeEmbedder, Scripted
+from tests.served import free_port
+
+MAX_BODY = 64 * 1024
+MAX_QUESTION = 200
+QUEUE = 2  # answers waiting; one more is being answered
+REPLY = "The daily limit is 3500 dollars per day for every verified account [1]."
+CHAT = {"model": "bank", "messages": [{"role": "user", "content": "What is the daily limit?"}]}
+
+
+class Held(Scripted):
+    """The scripted reply, a pause before each word, and a gate that holds every answer while closed;
+    counts the answers begun and those run to their last word."""
+
+    def __init__(self) -> None:
+        super().__init__(REPLY)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.pause = 0.0
+        self.begun = 0
+        self.finished = 0
+
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        self.begun += 1
+        assert self.gate.wait(30), "held past the test's bound"
+        for piece in super().stream(messages, sampling):
+            time.sleep(self.pause)
+            yield piece
+        self.finished += 1
+
+
+@dataclass
+class Running:
+    url: str
+    root: Path
+    corpus: Path
+    generator: Held
+
+
+def build(root: Path, tokenizer: Any) -> list[CollectionSpec]:
+    specs = []
+    for name in ("bank", "docs"):
+        corpus = root / f"corpus-{name}"
+        corpus.mkdir()
+        (corpus / f"{name}.md").write_text(f"# Limits\n\nThe daily limit of {name} is 3500 dollars per day.\n")
+        Index(root / f"index-{name}", embedder=FakeEmbedder(tokenizer)).ingest([corpus], progress=False)
+        specs.append(CollectionSpec(name, root / f"index-{name}", corpus))
+    return specs
+
+
+@pytest.fixture
+def server(tmp_path: Path, tokenizer: Any) -> Iterator[Running]:
+    specs = build(tmp_path, tokenizer)
+    generator = Held()
+    config = ServeConfig(specs, keys=tmp_path / "keys.sqlite", queue=QUEUE, max_body=MAX_BODY,
+                         max_question=MAX_QUESTION)
+
+    def load() -> Collections:
+        models = Models(generator, None, None)
+        return Collections([Collection(s, models, open_index=lambda path: Index(path, embedder=FakeEmbedder(tokenizer)))
+                            for s in specs])
+
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(create_app(config, load), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not healthy(url):
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not become ready"
+            time.sleep(0.05)
+        yield Running(url, tmp_path, specs[0].corpus or tmp_path, generator)
+    finally:
+        generator.gate.set()
+        uv.should_exit = True
+        thread.join(15)
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def error(response: httpx.Response, status: int, param: str | None = "-") -> dict[str, Any]:
+    """The response's error in OpenAI's shape, checked (and its `param`, unless "-")."""
+    assert response.status_code == status, f"{response.status_code} {response.text[:300]}"
+    body = response.json()["error"]
+    assert set(body) == {"message", "type", "param", "code"} and body["message"], body
+    assert param == "-" or body["param"] == param, body
+    return dict(body)
+
+
+def snapshot(root: Path, corpus: Path) -> dict[Path, bytes]:
+    """Every file under `root` outside `corpus` and the indexes, with its bytes."""
+    return {p: p.read_bytes() for p in root.rglob("*")
+            if p.is_file() and not p.is_relative_to(corpus) and not p.name.startswith(("keys.sqlite", "index-"))
+            and not any(part.startswith("index-") for part in p.relative_to(root).parts)}
+
+
+def test_malformed_json_is_422_naming_the_body(server: Running) -> None:
+    bodies = [b'{"collection": "bank", "query": ', b"not json at all", b"\xff\xfe\x00{", b"[1, 2]", b'"a string"',
+              b"[" * 5000 + b"]" * 5000, b'{"collection": "bank", "query": "limit"} trailing', b""]
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for path in ("/v1/search", "/v1/ask", "/v1/chat/completions"):
+            for body in bodies:
+                response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+                assert error(response, 422)["param"] in ("body", "collection", "model"), (path, body[:20], response.text)
+        typed = client.post("/v1/search", json={"collection": "bank", "query": "limit", "k": "five"})
+        error(typed, 422, "k")
+        error(client.post("/v1/search", json={"collection": 7, "query": "limit"}), 422, "collection")
+        assert client.get("/health").status_code == 200
+
+
+def test_oversized_bodies_are_413_with_or_without_a_length(server: Running) -> None:
+    big = b'{"collection": "bank", "query": "' + b"x" * (MAX_BODY + 10) + b'"}'
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit must hold as the body arrives
+        for start in range(0, len(big), 8192):
+            yield big[start:start + 8192]
+
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        error(client.post("/v1/search", content=big, headers={"Content-Type": "application/json"}), 413, "body")
+        streamed = client.post("/v1/search", content=chunked(), headers={"Content-Type": "application/json"})
+        assert "content-length" not in streamed.request.headers
+        error(streamed, 413, "body")
+        upload = client.post("/v1/collections/bank/documents", files={"file": ("big.md", b"# a\n" * MAX_BODY)})
+        error(upload, 413, "body")
+        assert not (server.corpus / "uploads" / "big.md").exists()
+        assert client.post("/v1/search", json={"collection": "bank", "query": "limit"}).status_code == 200
+
+
+def test_questions_over_the_limit_name_their_field(server: Running) -> None:
+    long = "why " * (MAX_QUESTION // 4 + 1)
+    history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        error(client.post("/v1/search", json={"collection": "bank", "query": long}), 422, "query")
+        error(client.post("/v1/ask", json={"collection": "bank", "question": long}), 422, "question")
+        chat = {"model": "bank", "messages": [*history, {"role": "user", "content": long}], "stream": True}
+        response = error(client.post("/v1/chat/completions", json=chat), 422, "messages[2].content")
+        assert str(MAX_QUESTION) in response["message"]
+    assert server.generator.begun == 0
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/v1/search", {"collection": "nowhere", "query": "limit"}),
+    ("POST", "/v1/ask", {"collection": "nowhere", "question": "limit?", "stream": True}),
+    ("POST", "/v1/chat/completions", {"model": "nowhere", "messages": CHAT["messages"], "stream": True}),
+    ("GET", "/v1/models/nowhere", None),
+    ("GET", "/v1/collections/nowhere/documents", None),
+    ("DELETE", "/v1/collections/nowhere/documents/bank.md", None),
+    ("POST", "/v1/collections/nowhere/rebuild", None),
+    ("GET", "/v1/collections/nowhere/rebuild", None),
+])
+def test_unknown_collections_are_404(server: Running, method: str, path: str, body: Any) -> None:
+    response = httpx.request(method, server.url + path, json=body, timeout=10)
+    assert error(response, 404)["message"] == "collection 'nowhere' not found"
+
+
+def multipart(filename: bytes, data: bytes) -> tuple[bytes, str]:
+    """A multipart body whose file name is sent byte for byte (NULs, backslashes, absolute paths)."""
+    boundary = "hostileboundary7"
+    body = (f"--{boundary}\r\n".encode() + b'Content-Disposition: form-data; name="file"; filename="' + filename
+            + b'"\r\nContent-Type: text/markdown\r\n\r\n' + data + f"\r\n--{boundary}--\r\n".encode())
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+UPLOAD_NAMES = [b"../x.md", b"../../x.md", b"/tmp/abs-x.md", b"..\\..\\x.md", b"sub/../../x.md", b"....//x.md",
+                b"a\x00b.md", b"x.md\x00.sh", b"%2e%2e%2fx.md", b"..", b"/", b".md", b"../corpus-docs/docs.md"]
+
+
+def test_upload_names_never_leave_the_corpus(server: Running) -> None:
+    before = snapshot(server.root, server.corpus)
+    uploads = (server.corpus / "uploads").resolve()
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for name in UPLOAD_NAMES:
+            body, kind = multipart(name, b"# Planted\n\nwritten by a hostile upload\n")
+            response = client.post("/v1/collections/bank/documents", content=body, headers={"Content-Type": kind})
+            if response.status_code == 201:  # kept under a plain name inside the corpus's uploads folder
+                for saved in response.json()["saved"]:
+                    path = (server.corpus / saved).resolve()
+                    assert path.parent == uploads and path.is_file(), (name, saved)
+            else:
+                error(response, 422, "file")
+    assert snapshot(server.root, server.corpus) == before
+    assert not Path("/tmp/abs-x.md").exists()
+
+
+def test_deletes_never_leave_the_corpus(server: Running) -> None:
+    outside = server.root / "secret.md"
+    outside.write_text("# Secret\n")
+    (server.corpus / "link.md").symlink_to(outside)
+    before = snapshot(server.root, server.corpus)
+    names = ["..%2Fsecret.md", "..%2F..%2Fsecret.md", f"{outside}", "%2F" + str(outside).lstrip("/"),
+             "link.md", "..%2Fcorpus-docs%2Fdocs.md", "uploads%2F..%2F..%2Fsecret.md", "%00", "."]
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for name in names:
+            response = client.delete(f"/v1/collections/bank/documents/{name}")
+            assert response.status_code in (404, 422), (name, response.status_code, response.text)
+            error(response, response.status_code)
+    assert snapshot(server.root, server.corpus) == before and outside.read_text() == "# Secret\n"
+    assert (server.root / "corpus-docs" / "docs.md").exists()
+
+
+async def first_line_then_hang_up(url: str, path: str, body: dict[str, Any]) -> str:
+    """Start a streamed answer, read its first event, and drop the connection."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        async with client.stream("POST", path, json=body) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line:
+                    return line
+    raise AssertionError("the stream sent nothing")
+
+
+async def hang_up_while_answering(url: str, path: str, body: dict[str, Any], generator: Held) -> None:
+    """Send a question and drop the connection once its answer is being made."""
+    began = generator.begun
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        asking = asyncio.create_task(client.post(path, json=body))
+        deadline = time.monotonic() + 10
+        while generator.begun == began:
+            assert time.monotonic() < deadline and not asking.done(), "the answer never began"
+            await asyncio.sleep(0.02)
+        asking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asking
+
+
+STREAMS = [("/v1/chat/completions", CHAT | {"stream": True}),
+           ("/v1/ask", {"collection": "bank", "question": "What is the daily limit?", "stream": True})]
+
+
+def test_a_caller_who_hangs_up_mid_stream_leaves_the_server_serving(server: Running) -> None:
+    for path, body in STREAMS:
+        assert asyncio.run(first_line_then_hang_up(server.url, path, body)).startswith(("data:", "event:"))
+        served = httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=30)
+        assert served.status_code == 200 and served.json()["choices"][0]["message"]["content"], served.text
+
+
+@pytest.mark.parametrize(("path", "body"), [*STREAMS, ("/v1/chat/completions", CHAT)])
+def test_a_caller_who_hangs_up_while_answered_gives_up_its_question(server: Running, path: str,
+                                                                   body: dict[str, Any]) -> None:
+    server.generator.pause = 0.4  # 15 words: 6 s an answer, long enough to hang up in the middle
+    asyncio.run(hang_up_while_answering(server.url, path, body, server.generator))
+    started = time.monotonic()
+    served = httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=60)
+    assert served.status_code == 200 and served.json()["choices"][0]["message"]["content"], served.text
+    assert server.generator.finished == 1, "the answer of the caller who left was run to its end"
+    assert time.monotonic() - started < 15
+
+
+async def many_at_once(url: str, n: int, body: dict[str, Any]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        return list(await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(n))))
+
+
+def test_more_answers_than_the_queue_holds_are_refused_at_once_never_hung(server: Running) -> None:
+    n, held = 12, 2.0
+    for stream in (False, True):
+        server.generator.gate.clear()  # every answer waits until the excess has been refused
+        threading.Timer(held, server.generator.gate.set).start()
+        began = time.monotonic()
+        responses = asyncio.run(many_at_once(server.url, n, CHAT | {"stream": stream}))
+        assert time.monotonic() - began < held + 15
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200] * (QUEUE + 1) + [503] * (n - QUEUE - 1), statuses
+        for refused in (r for r in responses if r.status_code == 503):
+            assert error(refused, 503)["code"] == "queue_full" and int(refused.headers["Retry-After"]) >= 1
+            assert refused.elapsed.total_seconds() < held  # refused at once, not after the wait
+    assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
