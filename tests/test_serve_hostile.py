@@ -35,7 +35,7 @@ MAX_BODY = 64 * 1024
 MAX_QUESTION = 200
 QUEUE = 2  # answers waiting; one more is being answered
 REPLY = "The daily limit is 3500 dollars per day for every verified account [1]."
-CHAT = {"model": "bank", "messages": [{"role": "user", "content": "What is the daily limit?"}]}
+CHAT: dict[str, Any] = {"model": "bank", "messages": [{"role": "user", "content": "What is the daily limit?"}]}
 
 
 class Held(Scripted):
@@ -132,12 +132,13 @@ def snapshot(root: Path, corpus: Path) -> dict[Path, bytes]:
 
 def test_malformed_json_is_422_naming_the_body(server: Running) -> None:
     bodies = [b'{"collection": "bank", "query": ', b"not json at all", b"\xff\xfe\x00{", b"[1, 2]", b'"a string"',
-              b"[" * 5000 + b"]" * 5000, b'{"collection": "bank", "query": "limit"} trailing', b""]
+              b"[" * 5000 + b"]" * 5000, b"{\"collection\": \"bank\", \"query\": \"\xff\"}",
+              b"{\"collection\": \"bank\", \"query\": \"limit\"} trailing", b""]
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for path in ("/v1/search", "/v1/ask", "/v1/chat/completions"):
             for body in bodies:
                 response = client.post(path, content=body, headers={"Content-Type": "application/json"})
-                assert error(response, 422)["param"] in ("body", "collection", "model"), (path, body[:20], response.text)
+                assert error(response, 422)["param"] in ("body", "collection", "model"), (path, body[:20])
         typed = client.post("/v1/search", json={"collection": "bank", "query": "limit", "k": "five"})
         error(typed, 422, "k")
         error(client.post("/v1/search", json={"collection": 7, "query": "limit"}), 422, "collection")
@@ -228,7 +229,7 @@ def test_deletes_never_leave_the_corpus(server: Running) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for name in names:
             response = client.delete(f"/v1/collections/bank/documents/{name}")
-            assert response.status_code in (404, 422), (name, response.status_code, response.text)
+            assert response.status_code in (404, 405, 422), (name, response.status_code, response.text)
             error(response, response.status_code)
     assert snapshot(server.root, server.corpus) == before and outside.read_text() == "# Secret\n"
     assert (server.root / "corpus-docs" / "docs.md").exists()
@@ -236,12 +237,12 @@ def test_deletes_never_leave_the_corpus(server: Running) -> None:
 
 async def first_line_then_hang_up(url: str, path: str, body: dict[str, Any]) -> str:
     """Start a streamed answer, read its first event, and drop the connection."""
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        async with client.stream("POST", path, json=body) as response:
-            assert response.status_code == 200
-            async for line in response.aiter_lines():
-                if line:
-                    return line
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client, \
+            client.stream("POST", path, json=body) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line:
+                return line
     raise AssertionError("the stream sent nothing")
 
 
@@ -259,8 +260,9 @@ async def hang_up_while_answering(url: str, path: str, body: dict[str, Any], gen
             await asking
 
 
-STREAMS = [("/v1/chat/completions", CHAT | {"stream": True}),
-           ("/v1/ask", {"collection": "bank", "question": "What is the daily limit?", "stream": True})]
+STREAMS: list[tuple[str, dict[str, Any]]] = [
+    ("/v1/chat/completions", CHAT | {"stream": True}),
+    ("/v1/ask", {"collection": "bank", "question": "What is the daily limit?", "stream": True})]
 
 
 def test_a_caller_who_hangs_up_mid_stream_leaves_the_server_serving(server: Running) -> None:
@@ -273,7 +275,7 @@ def test_a_caller_who_hangs_up_mid_stream_leaves_the_server_serving(server: Runn
 @pytest.mark.parametrize(("path", "body"), [*STREAMS, ("/v1/chat/completions", CHAT)])
 def test_a_caller_who_hangs_up_while_answered_gives_up_its_question(server: Running, path: str,
                                                                    body: dict[str, Any]) -> None:
-    server.generator.pause = 0.4  # 15 words: 6 s an answer, long enough to hang up in the middle
+    server.generator.pause = 0.25  # 15 words: 4 s an answer, long enough to hang up in the middle
     asyncio.run(hang_up_while_answering(server.url, path, body, server.generator))
     started = time.monotonic()
     served = httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=60)
