@@ -86,9 +86,15 @@ class Answer:
     evidence: list[Evidence] = field(default_factory=list)  # the reader's best spans, best first
     answered_by: str | None = None  # GENERATOR or READER; None when it abstained
     draft: str | None = None  # the generator's text, when the final answer is not it (rag.pipeline)
+    asked: str | None = None  # the user's words, when a follow-up was rewritten as `question` (rag.conversation)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+    def closest(self, n: int = 3) -> list[Hit]:
+        """The `n` best passages, for a user to read under an abstention: the ones shown to the model,
+        or, when none was shown (retrieval too weak, or nothing fit the window), the ones left out."""
+        return (self.retrieved or self.dropped)[:n]
 
 
 @dataclass(frozen=True)

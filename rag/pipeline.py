@@ -25,10 +25,10 @@ the reader's own `reader.json` ("policy") and model card, so a retrained reader 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from rag import verify
+from rag import conversation, verify
 from rag.answer import (
     ABSTAIN_BELOW,
     GENERATOR,
@@ -43,6 +43,7 @@ from rag.answer import (
     Evidence,
     final,
 )
+from rag.conversation import Condenser, Turn
 from rag.generate import backends
 from rag.generate import citations as cites
 from rag.generate.backends import Generator
@@ -69,14 +70,16 @@ class Policy:
 
 class Pipeline:
     """`answerer`'s drafts, checked by `verifier` (None: unchecked) and decided by `policy`
-    (None: the draft as it is, which is how a generator without a reader answers)."""
+    (None: the draft as it is, which is how a generator without a reader answers); a follow-up
+    is first rewritten as a standalone question by `condenser` (None: the rule condenser)."""
 
     def __init__(self, answerer: Answerer, verifier: Verifier | None = None, policy: Policy | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, condenser: Condenser | None = None) -> None:
         self.answerer = answerer
         self.verifier = verifier
         self.policy = policy
         self.strict = strict
+        self.condenser = condenser or conversation.RuleCondenser()
 
     @classmethod
     def default(cls, index: Index, strict: bool = False) -> Pipeline:
@@ -86,10 +89,11 @@ class Pipeline:
     @classmethod
     def build(cls, index: Index, generator: Generator | None, config: AnswerConfig | None = None,
               reader: SpanReader | None = None, verifier: Verifier | None = None, strict: bool = False,
-              mode: str = "hybrid", rerank: bool = False) -> Pipeline:
+              mode: str = "hybrid", rerank: bool = False,
+              condenser: str = conversation.DEFAULT_CONDENSER) -> Pipeline:
         """The pipeline `rag ask`, the web UI and the evaluations use: `index` searched by `mode`
-        (reranked if asked), the relevance gate calibrated for its embedder, and, with a reader,
-        the reader's calibrated policy."""
+        (reranked if asked), the relevance gate calibrated for its embedder, with a reader, the
+        reader's calibrated policy, and follow-ups rewritten by the condenser so named."""
         retriever = index.live(mode, rerank)
         config = config or AnswerConfig()
         if config.min_dense_score is None:
@@ -97,22 +101,29 @@ class Pipeline:
         policy = Policy(**reader.policy) if reader is not None else None
         if policy is not None:
             config = replace(config, min_margin=policy.keep_margin)
-        return cls(Answerer(retriever, generator, config, reader), verifier, policy, strict)
+        return cls(Answerer(retriever, generator, config, reader), verifier, policy, strict,
+                   conversation.make(condenser, generator))
 
     @property
     def name(self) -> str:
         return self.answerer.name
 
-    def ask(self, question: str) -> Answer:
-        return final(self.stream(question))
+    def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        return final(self.stream(question, history))
 
     def ask_over(self, question: str, hits: list[Hit], gate: bool = True) -> Answer:
         return final(self.stream_over(question, hits, gate))
 
-    def stream(self, question: str) -> Iterator[Event]:
+    def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
         """The draft's text pieces as they come, then the final Answer (whose text may differ
-        from the draft's: a span in its place, or an abstention)."""
-        yield from self._finished(self.answerer.stream(question))
+        from the draft's: a span in its place, or an abstention). After a `history`, the
+        question answered is the standalone one the condenser writes (`Answer.question`), and
+        `Answer.asked` keeps the user's words when they differ."""
+        if not question.strip():
+            raise ValueError("the question is empty")
+        standalone = conversation.resolve(question, history, self.condenser)
+        for item in self._finished(self.answerer.stream(standalone)):
+            yield replace(item, asked=question) if isinstance(item, Answer) and standalone != question else item
 
     def stream_over(self, question: str, hits: list[Hit], gate: bool = True) -> Iterator[Event]:
         yield from self._finished(self.answerer.stream_over(question, hits, gate=gate))

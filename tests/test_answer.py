@@ -11,6 +11,7 @@ from rag.answer import ABSTAIN_BELOW, MODEL_ABSTAINED, NO_PASSAGES, Answer, Answ
 from rag.generate.backends import Sampling
 from rag.generate.prompt import ABSTAIN
 from rag.pipeline import Pipeline
+from rag.retrieve import Hit
 from tests.conftest import FakeEmbedder, Scripted
 
 
@@ -87,3 +88,17 @@ def test_passages_are_narrowed_to_the_budget_and_stay_exact_slices(index: Index)
     for hit in narrow.retrieved:
         assert index.snapshot().document_text(hit.source)[hit.start:hit.end] == hit.text
     assert "skerry" in narrow.retrieved[0].text.lower()
+
+
+def _hits(*ranks: int) -> list[Hit]:
+    return [Hit(rank, rank, f"/docs/{rank}.txt", None, 0, 1, 1.0 / rank, "", f"passage {rank}") for rank in ranks]
+
+
+def test_closest_are_the_shown_passages_else_the_dropped_ones() -> None:
+    def answer(retrieved: list[Hit], dropped: list[Hit]) -> Answer:
+        return Answer("q?", ABSTAIN, True, NO_PASSAGES, [], [], retrieved, dropped, 0, "m", 0, {})
+
+    assert answer(_hits(1, 2, 3, 4), _hits(5)).closest() == _hits(1, 2, 3)
+    assert answer(_hits(1, 2), _hits(3, 4)).closest() == _hits(1, 2)
+    assert answer([], _hits(1, 2, 3, 4)).closest(2) == _hits(1, 2)
+    assert answer([], []).closest() == []

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-OPTIONAL = ("streamlit", "matplotlib", "sklearn", "ray")
+OPTIONAL = ("streamlit", "matplotlib", "sklearn", "ray", "fastapi", "uvicorn")
 
 BLOCKED = f"""
 import sys
@@ -23,10 +23,10 @@ sys.exit(rag.cli.main(["ui"]))
 def test_the_base_dependencies_leave_the_optional_parts_to_extras() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     base = " ".join(project["dependencies"])
-    assert not any(name in base for name in ("streamlit", "matplotlib", "scikit-learn", "ray"))
+    assert not any(name in base for name in ("streamlit", "matplotlib", "scikit-learn", "ray", "fastapi", "uvicorn"))
     extras = project["optional-dependencies"]
-    assert {"eval", "train", "ui", "ray", "dev"} <= set(extras)
-    assert any("rag[eval,train,ui,ray]" in d for d in extras["dev"])
+    assert {"eval", "train", "ui", "ray", "serve", "dev"} <= set(extras)
+    assert any("rag[eval,train,ui,ray,serve]" in d for d in extras["dev"])
 
 
 def test_without_the_extras_answering_imports_and_the_ui_names_its_extra() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import stat
 from pathlib import Path
@@ -68,3 +69,22 @@ def test_the_token_bucket_refuses_past_its_rate_and_refills() -> None:
     limiter.take("other", rate)  # another key has its own bucket
     now[0] = 30.0
     limiter.take("k", rate)
+
+
+def test_the_keys_command_prints_a_key_once_lists_and_revokes(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    store = str(tmp_path / "keys.sqlite")
+    assert main(["keys", "create", "--collections", "bank, docs", "--name", "alice", "--rate", "30/minute",
+                 "--keys", store, "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["key"].startswith("rag-") and made["collections"] == ["bank", "docs"] and made["rate"] == "30/minute"
+    assert main(["keys", "list", "--keys", store]) == 0
+    listed = capsys.readouterr().out
+    assert made["id"] in listed and "alice" in listed and "active" in listed and made["key"] not in listed
+    assert main(["keys", "revoke", made["id"], "--keys", store]) == 0
+    assert main(["keys", "list", "--keys", store, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])[0]["revoked_at"] is not None
+    assert main(["keys", "create", "--collections", "bank", "--rate", "lots", "--keys", store]) == 2
+    assert "expected COUNT/UNIT" in capsys.readouterr().err

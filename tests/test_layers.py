@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rag.vectors", "rag.catalog", "rag.store"),
     ("rag.ingest.work", "rag.ingest.local", "rag.ingest.distributed", "rag.ingest.pipeline"),
     ("rag.retrieve", "rag.rerank", "rag.index"),
-    ("rag.reader", "rag.generate", "rag.answer"),
+    ("rag.reader", "rag.generate", "rag.answer", "rag.conversation"),
     ("rag.verify",),
     ("rag.pipeline",),
     ("rag.training",),

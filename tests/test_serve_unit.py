@@ -120,8 +120,25 @@ def test_health_says_loading_until_the_collections_are_loaded(serve: Callable[..
     assert ready(client).get("/health").json() == {"status": "ready", "collections": 2}
 
 
+def test_a_failed_load_is_told_without_its_reason(serve: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    """/health needs no key, so it must not name an index (the log does)."""
+
+    def broken() -> None:
+        raise FileNotFoundError("no index at /secret/index-of-bank")
+
+    client, _ = serve(load=broken)
+    for _ in range(100):
+        if client.get("/health").json()["status"] != "loading":
+            break
+        time.sleep(0.02)
+    health = client.get("/health")
+    assert health.status_code == 503 and health.json()["status"] == "failed" and "secret" not in health.text
+    assert "secret" not in client.get("/v1/models").text and "/secret/index-of-bank" in caplog.text
+
+
 def test_an_open_loopback_server_answers_chat_with_its_evidence(serve: Callable[..., Any]) -> None:
     client = ready(serve()[0])
+    assert client.get("/docs").status_code == 200 and "/v1/chat/completions" in client.get("/openapi.json").text
     assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["bank", "docs"]
     body = client.post("/v1/chat/completions", json=chat("bank", temperature=0.3, max_tokens=9)).json()
     assert body["object"] == "chat.completion" and body["model"] == "bank"
@@ -180,9 +197,9 @@ def test_an_ungranted_collection_answers_exactly_as_an_unknown_one(serve: Callab
                  client.post("/v1/search", json={"collection": name, "query": "limit"}, headers=headers),
                  client.get(f"/v1/collections/{name}/documents", headers=headers),
                  client.post(f"/v1/collections/{name}/rebuild", headers=headers)]
-        for response in calls:
+        for response, param in zip(calls, ["model", "collection", None, None], strict=True):
             assert error(response, 404) == {"message": f"collection '{name}' not found",
-                                             "type": "invalid_request_error", "param": "model",
+                                             "type": "invalid_request_error", "param": param,
                                              "code": "model_not_found"}
 
 
@@ -234,6 +251,8 @@ def test_bad_requests_name_the_field(serve: Callable[..., Any]) -> None:
     client = ready(serve(max_body=2000)[0])
     too_big = client.post("/v1/search", json={"collection": "bank", "query": "x" * 3000})
     assert error(too_big, 413)["param"] == "body"
+    chunked = client.post("/v1/search", content=iter([b"x" * 1500] * 2), headers={"Content-Type": "application/json"})
+    assert "over the limit of 2000 bytes" in error(chunked, 413)["message"]  # no Content-Length: counted as it comes
     malformed = client.post("/v1/chat/completions", content=b'{"model": "bank", "messages": [',
                             headers={"Content-Type": "application/json"})
     assert "not valid JSON" in error(malformed, 422)["message"]
@@ -298,9 +317,26 @@ def test_a_public_address_is_refused_without_keys(tmp_path: Path) -> None:
     config = ServeConfig([CollectionSpec("bank", tmp_path)], host="0.0.0.0", keys=tmp_path / "keys.sqlite")
     assert "refusing to listen on 0.0.0.0" in (refusal(config) or "")
     assert refusal(ServeConfig([CollectionSpec("bank", tmp_path)], keys=tmp_path / "keys.sqlite")) is None
-    run = subprocess.run([sys.executable, "-m", "rag.server", "--host", "0.0.0.0", "--collection", f"bank={tmp_path}",
+    run = subprocess.run([sys.executable, "-m", "rag", "serve", "--host", "0.0.0.0", "--collection", f"bank={tmp_path}",
                           "--keys", str(tmp_path / "keys.sqlite")], env=rag_env(), capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 2 and "refusing to listen on 0.0.0.0" in run.stderr and "rag keys create" in run.stderr
     KeyStore(tmp_path / "keys.sqlite").create(["bank"])
     assert refusal(config) is None
+
+
+def test_a_follow_up_is_answered_as_the_question_it_stands_for(serve: Callable[..., Any]) -> None:
+    client = ready(serve()[0])
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is the daily limit for verified accounts?"},
+                {"role": "assistant", "content": "The daily limit is 3500 [1]."},
+                {"role": "user", "content": "And for unverified ones?"}]
+    rag = client.post("/v1/chat/completions", json={"model": "bank", "messages": messages}).json()["rag"]
+    assert rag["asked"] == "And for unverified ones?" and "unverified" in rag["question"]
+    assert rag["question"] != rag["asked"] and "daily limit" in rag["question"]
+    body = client.post("/v1/ask", json={"collection": "bank", "question": "And for unverified ones?",
+                                        "history": messages[1:3]}).json()
+    assert body["question"] == rag["question"]
+    bad = client.post("/v1/ask", json={"collection": "bank", "question": "x", "history": [{"role": "system",
+                                                                                           "content": "x"}]})
+    assert error(bad, 422)["param"] == "history[0].role"

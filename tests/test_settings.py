@@ -38,7 +38,7 @@ def test_the_cli_and_the_ui_honour_the_same_variables(monkeypatch: pytest.Monkey
     monkeypatch.setenv("RAG_SERVER", "http://gpu:8000/v1")
     monkeypatch.setenv("RAG_STRICT", "yes")
     monkeypatch.setenv("RAG_INDEX", "elsewhere")
-    args = cli._parser().parse_args(["ask", "why?"])
+    args = cli.parser().parse_args(["ask", "why?"])
     assert (args.generator, args.server, args.strict, args.index) == ("other.gguf", "http://gpu:8000/v1", True,
                                                                       "elsewhere")
     start = AskOptions.from_settings(Settings.from_env())

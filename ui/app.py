@@ -122,8 +122,8 @@ def show_answer(service: services.Service, answer: Answer, turn: int) -> None:
 
 
 def show_closest(answer: Answer, turn: int, n: int = 3) -> None:
-    """Under an abstention, the passages that came closest, so the user can read them."""
-    hits = (answer.retrieved or answer.dropped)[:n]
+    """Under an abstention, the passages that came closest (Answer.closest), so the user can read them."""
+    hits = answer.closest(n)
     if hits:
         st.caption("Closest passages found:")
     for number, hit in enumerate(hits, 1):

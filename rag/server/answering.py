@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from rag.answer import Answer, AnswerConfig
+from rag.conversation import Turn
 from rag.generate.backends import Generator, GeneratorError
 from rag.server.collections import Collection
 from rag.server.errors import ApiError
@@ -22,12 +23,14 @@ from rag.server.metrics import Metrics
 from rag.server.payloads import Served
 
 CLIENT_GONE = 499  # the caller closed the connection before its answer was ready (as nginx logs it)
+MAX_TURNS = 50  # of a conversation, the latest kept (a follow-up refers to the last few)
 DISCONNECT_POLL = 0.5  # seconds between two looks at whether a waiting caller is still there
 
 
 @dataclass(frozen=True)
 class Question:
     text: str
+    history: tuple[Turn, ...] = ()  # the conversation before it: a follow-up is answered as the question it stands for
     k: int = AnswerConfig.k
     mode: str = "hybrid"
     strict: bool | None = None  # None: the server's setting
@@ -42,7 +45,7 @@ def make(collection: Collection, question: Question, cancelled: threading.Event)
     pipeline = collection.pipeline(question.k, question.mode, question.strict)
     answer: Answer | None = None
     try:
-        for event in pipeline.stream(question.text):
+        for event in pipeline.stream(question.text, question.history):
             if cancelled.is_set():
                 raise Cancelled
             if isinstance(event, Answer):
@@ -54,7 +57,7 @@ def make(collection: Collection, question: Question, cancelled: threading.Event)
     except Exception as exc:  # told to this caller, about its own collection; the worker goes on
         raise ApiError(500, f"answering failed: {type(exc).__name__}: {exc}") from exc
     assert answer is not None
-    return Served(answer, completion_tokens(collection.models.generator, answer.answer), question.text)
+    return Served(answer, completion_tokens(collection.models.generator, answer.answer))
 
 
 def completion_tokens(generator: Generator | None, text: str) -> int:

@@ -45,7 +45,8 @@ def create_app(config: ServeConfig, load: Callable[[], Collections]) -> FastAPI:
     def health() -> JSONResponse:
         if server.collections is not None:
             return JSONResponse({"status": "ready", "collections": len(server.collections.by_name)})
-        body = {"status": "failed", "error": server.failed} if server.failed else {"status": "loading"}
+        body = {"status": "failed", "error": f"{server.failed} while loading; the server's log says why"} \
+            if server.failed else {"status": "loading"}
         return JSONResponse(body, 503, {"Retry-After": str(LOADING_RETRY)})
 
     @app.get("/metrics")
@@ -61,7 +62,7 @@ def _errors(app: FastAPI) -> None:
     """Every error as OpenAI's body, FastAPI's own (validation, 404, 405) included."""
 
     def respond(error: ApiError) -> JSONResponse:
-        return JSONResponse(error.body(), error.status, error.headers())
+        return JSONResponse(error.body(), error.status, error.headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

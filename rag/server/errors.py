@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from starlette.exceptions import HTTPException
+
 # status -> (type, code), as OpenAI names them
 KINDS = {400: ("invalid_request_error", "bad_request"), 401: ("invalid_request_error", "invalid_api_key"),
          404: ("invalid_request_error", "not_found"), 409: ("invalid_request_error", "conflict"),
@@ -15,12 +17,13 @@ KINDS = {400: ("invalid_request_error", "bad_request"), 401: ("invalid_request_e
          503: ("server_error", "overloaded")}
 
 
-class ApiError(Exception):
-    """An HTTP error with OpenAI's body; `retry_after` seconds become a Retry-After header."""
+class ApiError(HTTPException):
+    """An HTTP error with OpenAI's body; `retry_after` seconds become a Retry-After header. An HTTPException,
+    so that FastAPI passes it through as it is when raised while the body is read (the body limit)."""
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
                  retry_after: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(status, message, {"Retry-After": str(retry_after)} if retry_after is not None else None)
         self.status = status
         self.message = message
         self.param = param
@@ -31,13 +34,11 @@ class ApiError(Exception):
         kind, code = KINDS.get(self.status, ("invalid_request_error", "error"))
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code or code}}
 
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
-
-def not_found(name: str) -> ApiError:
-    """The one answer for a collection that does not exist and for one the key was not granted."""
-    return ApiError(404, f"collection {name!r} not found", "model", "model_not_found")
+def not_found(name: str, param: str | None) -> ApiError:
+    """The one answer for a collection that does not exist and for one the key was not granted (`param`: the
+    field that named it, which depends on the endpoint only)."""
+    return ApiError(404, f"collection {name!r} not found", param, "model_not_found")
 
 
 def field_path(location: Sequence[int | str]) -> str:

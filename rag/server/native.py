@@ -10,9 +10,10 @@ from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from rag.conversation import Turn
 from rag.retrieve import MODES
 from rag.server import payloads, sse
-from rag.server.answering import CLIENT_GONE, Pending, Question
+from rag.server.answering import CLIENT_GONE, MAX_TURNS, Pending, Question
 from rag.server.collections import Collection
 from rag.server.errors import ApiError
 from rag.server.payloads import Served
@@ -31,7 +32,7 @@ class SearchRequest(BaseModel):
     mode: Mode = "hybrid"
 
 
-class Turn(BaseModel):
+class Message(BaseModel):
     role: Literal["user", "assistant"]
     content: str
 
@@ -39,7 +40,7 @@ class Turn(BaseModel):
 class AskRequest(BaseModel):
     collection: str
     question: str = Field(min_length=1)
-    history: list[Turn] = Field(default_factory=list, max_length=50)
+    history: list[Message] = Field(default_factory=list, max_length=MAX_TURNS)
     k: int = Field(5, ge=1, le=20)
     mode: Mode = "hybrid"
     strict: bool | None = None
@@ -48,7 +49,7 @@ class AskRequest(BaseModel):
 
 @router.post("/search")
 def search(request: SearchRequest, who: Authorized) -> dict[str, Any]:
-    collection = who.collection(request.collection)
+    collection = who.collection(request.collection, "collection")
     _limit(request.query, "query", who.server.config.max_question)
     hits = collection.search(request.query, request.k, request.mode)
     return {"hits": [payloads.hit(h, collection.display) for h in hits]}
@@ -64,9 +65,11 @@ def _limit(text: str, field: str, max_chars: int) -> str:
 
 @router.post("/ask", response_model=None)
 async def ask(body: AskRequest, request: Request, who: Authorized) -> dict[str, Any] | Response:
-    collection = who.collection(body.collection)
+    collection = who.collection(body.collection, "collection")
     text = _limit(body.question, "question", who.server.config.max_question)
-    pending = Pending(who.server.queue, who.server.metrics, collection, Question(text, body.k, body.mode, body.strict))
+    history = tuple(Turn(m.role, m.content) for m in body.history)
+    pending = Pending(who.server.queue, who.server.metrics, collection,
+                      Question(text, history, body.k, body.mode, body.strict))
     if body.stream:
         return StreamingResponse(_events(pending, collection), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
     served = await pending.result_for(request)

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.conversation import ASSISTANT, USER, Turn
 from rag.server import payloads, sse
-from rag.server.answering import CLIENT_GONE, Pending, Question
+from rag.server.answering import CLIENT_GONE, MAX_TURNS, Pending, Question
 from rag.server.collections import Collection
 from rag.server.errors import ApiError
 from rag.server.payloads import Served
@@ -72,8 +73,10 @@ def _model(collection: Collection) -> dict[str, Any]:
     return {"id": collection.name, "object": "model", "created": collection.created, "owned_by": "rag"}
 
 
-def question_of(request: ChatRequest, max_chars: int) -> str:
-    """The last user message (422 naming it when missing, empty or too long)."""
+def question_of(request: ChatRequest, max_chars: int) -> Question:
+    """The last user message, after the conversation before it (its user and assistant turns; system
+    messages are the caller's instructions to a model, and this answer is not sampled from one).
+    422 naming the message when there is none, or it is empty or too long."""
     last = max((n for n, m in enumerate(request.messages) if m.role == "user"), default=None)
     for n, message in enumerate(request.messages):
         if message.role not in ROLES:
@@ -87,15 +90,16 @@ def question_of(request: ChatRequest, max_chars: int) -> str:
         raise ApiError(422, f"{where}: the question is empty", where)
     if len(text) > max_chars:
         raise ApiError(422, f"{where}: the question is {len(text)} characters, over the limit of {max_chars}", where)
-    return text
+    history = tuple(Turn(m.role, m.text()) for m in request.messages[:last] if m.role in (USER, ASSISTANT))
+    return Question(text, history[-MAX_TURNS:])
 
 
 @router.post("/chat/completions", response_model=None)
 async def chat(body: ChatRequest, request: Request, who: Authorized) -> Response:
     """The answer is awaited whole before the response starts (streamed or not), so that its evidence can
     also go in the X-RAG header, which LangChain's ChatOpenAI shows (include_response_headers=True)."""
-    collection = who.collection(body.model)
-    question = Question(question_of(body, who.server.config.max_question))
+    collection = who.collection(body.model, "model")
+    question = question_of(body, who.server.config.max_question)
     served = await Pending(who.server.queue, who.server.metrics, collection, question).result_for(request)
     if served is None:
         return Response(status_code=CLIENT_GONE)

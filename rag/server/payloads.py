@@ -25,7 +25,6 @@ class Served:
 
     answer: Answer
     completion_tokens: int
-    asked: str  # the caller's words (the answered question may be a follow-up written out in full)
 
 
 def sentences(answer: Answer, display: Display) -> list[dict[str, Any]]:
@@ -43,21 +42,17 @@ def sentences(answer: Answer, display: Display) -> list[dict[str, Any]]:
     return out
 
 
-def closest(answer: Answer) -> list[Hit]:
-    """Under an abstention, the passages that came closest (none otherwise)."""
-    return (answer.retrieved or answer.dropped)[:CLOSEST] if answer.abstained else []
-
-
 def evidence(answer: Answer, display: Display) -> dict[str, Any]:
     """The `rag` field (docs/api.md)."""
     rows = sentences(answer, display)
-    return {"question": answer.question, "abstained": answer.abstained, "abstain_reason": answer.abstain_reason,
+    return {"question": answer.question, "asked": answer.asked or answer.question, "abstained": answer.abstained,
+            "abstain_reason": answer.abstain_reason,
             "abstain_message": REASONS.get(answer.abstain_reason or "") if answer.abstained else None,
             "faithfulness": answer.faithfulness, "answered_by": answer.answered_by,
             "sentences": [{k: v for k, v in row.items() if k != "citations"} for row in rows],
             "citations": [c for row in rows for c in row["citations"]],
             "closest": [{"source": display(h.source), "page": h.page, "start": h.start, "end": h.end, "text": h.text,
-                         "score": h.score} for h in closest(answer)]}
+                         "score": h.score} for h in (answer.closest(CLOSEST) if answer.abstained else [])]}
 
 
 def hit(h: Hit, display: Display) -> dict[str, Any]:

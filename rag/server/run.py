@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from rag.server.config import DEFAULT_KEYS, CollectionSpec, ConfigError, ServeConfig, load_toml
+from rag.server.config import DEFAULT_KEYS, CollectionSpec, ServeConfig, load_toml
 from rag.server.keys import KeyStore
 from rag.settings import Settings
 
@@ -64,17 +64,3 @@ def serve(config: ServeConfig, settings: Settings | None = None) -> int:
           "loading the models, /health says when ready", file=sys.stderr, flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=5)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m rag.server` (the same as `rag serve`)."""
-    parser = argparse.ArgumentParser(prog="rag serve", description="Serve collections over HTTP (docs/api.md).")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    try:
-        config = config_from(args, settings)
-    except ConfigError as exc:
-        print(f"rag serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return serve(config, settings)

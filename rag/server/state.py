@@ -3,6 +3,7 @@ the auth dependency of every /v1 route: who is calling, and which collections th
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from rag.server.limits import AnswerQueue, RateLimiter
 from rag.server.metrics import Metrics
 
 LOADING_RETRY = 5
+LOG = logging.getLogger(__name__)
 
 
 class Server:
@@ -39,12 +41,13 @@ class Server:
     def _load(self) -> None:
         try:
             self.collections = self.load()
-        except Exception as exc:  # shown by /health; the process stays up so the reason can be read
-            self.failed = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # the reason goes to the log only: /health needs no key, and it may name an index
+            self.failed = type(exc).__name__
+            LOG.exception("rag serve: loading failed; the server answers 503 until restarted")
 
     def ready(self) -> Collections:
         if self.collections is None:
-            message = f"the server failed to load: {self.failed}" if self.failed else "the server is still loading"
+            message = "the server failed to load (its log says why)" if self.failed else "the server is still loading"
             raise ApiError(503, message, code="loading", retry_after=None if self.failed else LOADING_RETRY)
         return self.collections
 
@@ -60,11 +63,11 @@ class Caller:
         every = self.server.ready().names()
         return every if self.key is None else [n for n in every if n in self.key.collections]
 
-    def collection(self, name: str) -> Collection:
+    def collection(self, name: str, param: str | None = None) -> Collection:
         """The collection `name`, or the same 404 whether it does not exist or is not granted."""
         collections = self.server.ready()
         if name not in collections.by_name or (self.key is not None and name not in self.key.collections):
-            raise not_found(name)
+            raise not_found(name, param)
         return collections.by_name[name]
 
 

@@ -1,5 +1,0 @@
-import sys
-
-from rag.server.run import main
-
-sys.exit(main())
