@@ -39,7 +39,7 @@ def running(collections: Mapping[str, tuple[Path, Path | None]], keys: Path, log
     Its output goes to `log`, whose tail is in the error when it does not become ready."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "rag.server", *collection_flags(collections), "--port", str(port),
+    command = [sys.executable, "-m", "rag", "serve", *collection_flags(collections), "--port", str(port),
                "--keys", str(keys), *options]
     with log.open("w") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
