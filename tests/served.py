@@ -24,6 +24,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a `rag` subprocess: offline, this checkout first on the path."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
+
+
 def collection_flags(collections: Mapping[str, tuple[Path, Path | None]]) -> list[str]:
     """`--collection NAME=INDEX[:CORPUS]` for each (index, corpus) by name."""
     flags = []
@@ -38,11 +43,10 @@ def running(collections: Mapping[str, tuple[Path, Path | None]], keys: Path, log
     """`rag serve` over `collections` with the key store `keys`; yields its base URL once /health is ready.
     Its output goes to `log`, whose tail is in the error when it does not become ready."""
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "rag", "serve", *collection_flags(collections), "--port", str(port),
                "--keys", str(keys), *options]
     with log.open("w") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=child_env(), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process, log, ready_within)
