@@ -1,9 +1,9 @@
-"""Choose the answer-or-abstain policy (rag.pipeline.Policy) on HaluEval dev rows, never on SQuAD.
+"""Choose the answer-or-abstain policy (rag.decision.Policy) on HaluEval dev rows, never on SQuAD.
 
 The retrieved setting of `rag eval generator` over the last 1,000 HaluEval rows (the project's
 dev split; a seeded 30 % made unanswerable by taking out every passage that holds the answer):
 each question is drafted once by the reader and the generator and checked by the verifier,
-then the decision (rag.pipeline.decide, the very function `rag ask` runs) is replayed under
+then the decision (rag.decision.decide, the very function `rag ask` runs) is replayed under
 every policy of a grid. Each row prints F1, citation accuracy, wrong abstention, abstention on
 unanswerable questions and hallucination; the policy with the best utility (F1 summed over the
 answerable questions plus abstentions on the unanswerable ones, over all questions) is the
@@ -25,13 +25,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag import verify
-from rag.answer import ABSTAIN_BELOW, AnswerConfig, Answerer
+from rag.answer import AnswerConfig, Answerer
+from rag.decision import ABSTAIN_BELOW, Gate, Policy, decide
 from rag.evaluation import generator as eg
 from rag.evaluation import retrieval as ev
 from rag.fsutil import atomic_write_text
 from rag.generate import backends
 from rag.generate.backends import Sampling
-from rag.pipeline import Pipeline, Policy, decide
+from rag.pipeline import Pipeline
 from rag.reader import SPEC, Reader
 
 KEEP = (-99.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
@@ -85,9 +86,9 @@ def main() -> int:
         sampling = Sampling(max_new_tokens=64, refusal_bias=args.refusal_bias, copy_only=args.copy_only,
                             context_guidance=args.context_guidance)
         retriever = index.live()  # the relevance gate as rag ask has it; no reader gate: the grid replays it
-        config = AnswerConfig(sampling=sampling, evidence_hint=args.hint,
-                              min_dense_score=ABSTAIN_BELOW.get(retriever.embedder))
-        drafts = Pipeline(Answerer(retriever, backends.make(adapter=args.adapter), config, reader), checker)
+        config = AnswerConfig(sampling=sampling, evidence_hint=args.hint)
+        gate = Gate(min_dense_score=ABSTAIN_BELOW.get(retriever.embedder))
+        drafts = Pipeline(Answerer(retriever, backends.make(adapter=args.adapter), config, reader, gate), checker)
         outcomes = []
         for item in tqdm(todo, desc="draft", unit="question", disable=None):
             answer = drafts.ask_over(item.question, passages.retrieved(item))

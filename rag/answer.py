@@ -5,9 +5,9 @@ finishes with the complete `Answer`; `ask` returns only the `Answer`. With a rea
 reader's best spans are found first (in the whole chunks), each passage is cut around its
 span, the best span is shown to the generator as evidence, and every sentence's citation is
 corrected to the passage holding its answer string. Without a generator, the answer is the
-reader's best span itself (extractive). A draft abstains, with the reason recorded, when
-retrieval finds nothing relevant enough or when the model gives the fixed abstention sentence;
-whether to answer in the end is `rag.pipeline`'s decision.
+reader's best span itself (extractive). A draft stops where its `DraftGate` says so (before
+reading, before generating, after generating), with the gate's reason recorded; the gates, the
+reasons and whether to answer in the end are `rag.decision`'s.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 from rag import threads
 from rag.generate import citations as cites
@@ -23,12 +24,6 @@ from rag.generate.backends import Generator, Sampling
 from rag.reader import Span, SpanReader, best_per_passage
 from rag.retrieve import Hit, Retriever
 
-# Best-passage cosine below which no passage is taken to be relevant, per embedder, calibrated by
-# benchmarks/abstention.py on HaluEval dev rows: keeps 97% of answerable questions, stops 48% of others.
-ABSTAIN_BELOW = {"all-MiniLM-L6-v2": 0.377}
-NO_PASSAGES = "no_relevant_passages"  # retrieval found nothing above the relevance threshold
-MODEL_ABSTAINED = "model_abstained"  # the model said the passages do not answer the question
-READER_NO_ANSWER = "reader_found_no_answer"  # the reader found no span beating "no answer here"
 READER = "reader"  # Answer.answered_by: the reader's span is the answer
 GENERATOR = "generator"  # Answer.answered_by: the generator wrote the answer
 
@@ -49,17 +44,11 @@ class Evidence:
 @dataclass(frozen=True)
 class AnswerConfig:
     k: int = 5  # passages shown to the model
-    # Abstain without generating when the best passage's cosine is below this (None: never);
-    # rag.pipeline.Pipeline.build sets the value calibrated for the index's embedder (ABSTAIN_BELOW).
-    min_dense_score: float | None = None
     # Each passage is cut to its most relevant sentences within this many characters (None: whole
     # chunks). 400 keeps the answer of 91% of SQuAD questions in their gold paragraph and holds
     # the default model's first token under 1.5 s on two cores (benchmarks/answer.py).
     passage_chars: int | None = 400
     sampling: Sampling = field(default_factory=Sampling)
-    # Abstain without generating when the reader's best margin is below this (None: always generate).
-    # rag.pipeline sets it to its policy's keep_margin, below which no draft would be kept anyway.
-    min_margin: float | None = None
     evidence_hint: bool = True  # show the generator the reader's best span ("Evidence: passage [2] says ...")
     # Threads for retrieval and reading (one is fastest for a single query on two shared cores,
     # benchmarks/search.py) and for generation (None: every core; a long prompt's prefill wants them).
@@ -85,7 +74,7 @@ class Answer:
     faithfulness: float | None = None  # share of sentences a shown passage supports, once verified (rag.verify)
     evidence: list[Evidence] = field(default_factory=list)  # the reader's best spans, best first
     answered_by: str | None = None  # GENERATOR or READER; None when it abstained
-    draft: str | None = None  # the generator's text, when the final answer is not it (rag.pipeline)
+    draft: str | None = None  # the generator's text, when the final answer is not it (rag.decision)
     asked: str | None = None  # the user's words, when a follow-up was rewritten as `question` (rag.conversation)
 
     def to_json(self) -> dict[str, object]:
@@ -107,18 +96,30 @@ class Delta:
 Event = Delta | Answer  # what a stream yields: text pieces, then the final Answer (always last)
 
 
+class DraftGate(Protocol):
+    """Where a draft stops (rag.decision.Gate): each check returns the reason to abstain, or None."""
+
+    def relevance(self, hits: list[Hit]) -> str | None: ...  # before reading
+
+    def reading(self, spans: list[Span]) -> str | None: ...  # with a reader, before generating
+
+    def draft(self, text: str) -> str | None: ...  # after generating (or taking the reader's span)
+
+
 class Answerer:
     """Drafts answers from the passages `retriever` finds, with `generator` (None: the reader's
-    span is the answer) and, optionally, the `reader`'s evidence."""
+    span is the answer) and, optionally, the `reader`'s evidence, stopping where `gate` says
+    (None: never; every text, a refusal too, is the answer)."""
 
     def __init__(self, retriever: Retriever, generator: Generator | None, config: AnswerConfig | None = None,
-                 reader: SpanReader | None = None) -> None:
+                 reader: SpanReader | None = None, gate: DraftGate | None = None) -> None:
         if generator is None and reader is None:
             raise ValueError("an Answerer needs a generator, a reader, or both")
         self.retriever = retriever
         self.generator = generator
         self.config = config or AnswerConfig()
         self.reader = reader
+        self.gate = gate
 
     @property
     def name(self) -> str:
@@ -143,23 +144,21 @@ class Answerer:
 
     def stream_over(self, question: str, hits: list[Hit], start: float | None = None,
                     gate: bool = True) -> Iterator[Event]:
-        """`stream` over passages found elsewhere (an evaluation's gold passages, say): abstain if
-        `gate` and none is relevant enough, else read, prompt, generate and parse. `start`: when
+        """`stream` over passages found elsewhere (an evaluation's gold passages, say): stop if
+        `gate` and the relevance gate says so, else read, prompt, generate and parse. `start`: when
         retrieval began, for the timings."""
         start = time.perf_counter() if start is None else start
         timings = {"retrieve_s": time.perf_counter() - start}
-        if gate and not self._relevant(hits):
+        if gate and self.gate and (reason := self.gate.relevance(hits)):
             yield Delta(prompt.ABSTAIN)
-            yield self._finish(question, prompt.ABSTAIN, NO_PASSAGES, prompt.Prompt([], [], hits, 0), [], timings,
-                               start)
+            yield self._finish(question, prompt.ABSTAIN, reason, prompt.Prompt([], [], hits, 0), [], timings, start)
             return
         spans = self._read(question, hits, timings)
         shown = self._narrow(question, hits, spans)
         evidence = [_evidence(s, hits[s.passage]) for s in spans]
-        if self.reader is not None and self.config.min_margin is not None and (
-                not spans or spans[0].margin < self.config.min_margin):
+        if self.reader is not None and self.gate and (reason := self.gate.reading(spans)):
             yield Delta(prompt.ABSTAIN)
-            yield self._finish(question, prompt.ABSTAIN, READER_NO_ANSWER, prompt.Prompt([], shown, [], 0), evidence,
+            yield self._finish(question, prompt.ABSTAIN, reason, prompt.Prompt([], shown, [], 0), evidence,
                                timings, start)
             return
         if self.generator is None:
@@ -178,16 +177,8 @@ class Answerer:
                 pieces.append(piece)
                 yield Delta(piece)
             text = "".join(pieces).strip()
-        reason = MODEL_ABSTAINED if _is_abstention(text) else None
+        reason = self.gate.draft(text) if self.gate else None
         yield self._finish(question, text, reason, built, evidence, timings, start)
-
-    def _relevant(self, hits: list[Hit]) -> bool:
-        threshold = self.config.min_dense_score
-        if not hits:
-            return False
-        if threshold is None:
-            return True
-        return max((h.dense_score for h in hits if h.dense_score is not None), default=-1.0) >= threshold
 
     def _read(self, question: str, hits: list[Hit], timings: dict[str, float]) -> list[Span]:
         """The reader's best spans over the whole chunks (one per passage at most), best first."""
@@ -224,14 +215,6 @@ def _evidence(span: Span, whole: Hit) -> Evidence:
     """`span` (offsets into the whole chunk `whole`) as evidence with file offsets."""
     return Evidence(span.passage + 1, span.text, whole.start + span.start, whole.start + span.end,
                     round(span.score, 4), round(span.no_answer, 4), round(span.margin, 4))
-
-
-def _is_abstention(text: str) -> bool:
-    """The model's answer is the abstention sentence (markers, case and punctuation aside)."""
-    def norm(s: str) -> str:
-        return " ".join(cites.MARKER.sub(" ", s).lower().replace(".", " ").split())
-
-    return norm(text).startswith(norm(prompt.ABSTAIN)) or not norm(text)
 
 
 def final(items: Iterator[Event]) -> Answer:

@@ -1,11 +1,15 @@
 """Numbers every evaluation and training run reports: means, shares and percentiles that say
-None on empty input rather than a misleading 0, and binary-classification metrics (thin
-wrappers over scikit-learn that accept plain lists and survive one-class inputs).
+None on empty input rather than a misleading 0, binary-classification metrics (thin wrappers
+over scikit-learn that accept plain lists and survive one-class inputs), and SQuAD's answer
+normalisation, exact match and token F1.
 A leaf module: training, evaluations and benchmarks all use it."""
 
 from __future__ import annotations
 
+import re
 import statistics
+import string
+from collections import Counter
 from collections.abc import Sequence
 
 
@@ -51,3 +55,24 @@ def calibration(scores: Sequence[float], labels: Sequence[int], bins: int = 10) 
             out.append({"mean_score": sum(s for s, _ in inside) / len(inside),
                         "positive_share": sum(y for _, y in inside) / len(inside), "count": len(inside)})
     return out
+
+
+def normalize(text: str) -> str:
+    """SQuAD's answer normalization: lowercase, no punctuation, no articles, single spaces."""
+    text = "".join(c for c in text.lower() if c not in set(string.punctuation))
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+def f1(prediction: str, gold: str) -> float:
+    """SQuAD's token F1 of the normalized answers (0 when they share no token)."""
+    pred, ref = normalize(prediction).split(), normalize(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact(prediction: str, gold: str) -> float:
+    """SQuAD's exact match: 1.0 when the normalized answers are equal."""
+    return float(normalize(prediction) == normalize(gold))

@@ -129,7 +129,7 @@ class SpanReader(Protocol):
     """What answering needs of a reader (`Reader`, or a fake in tests)."""
 
     name: str
-    policy: dict[str, Any]  # its calibrated answer-or-abstain policy (rag.pipeline.Policy's fields); {}: defaults
+    policy: dict[str, Any]  # its calibrated answer-or-abstain policy (rag.decision.Policy's fields); {}: defaults
 
     def read_hits(self, question: str, hits: Sequence[Hit], top: int = 3) -> list[Span]: ...
 

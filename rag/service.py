@@ -20,11 +20,11 @@ from typing import Any, Protocol
 from rag import uploads, verify
 from rag.answer import READER as READER  # re-exported for the web pages
 from rag.answer import AnswerConfig, Event
+from rag.decision import REASONS as REASONS  # re-exported for the web pages
 from rag.generate import backends
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import DEFAULT_INDEX, Index
 from rag.ingest.work import IngestReport
-from rag.pipeline import REASONS as REASONS  # re-exported for the web pages
 from rag.pipeline import Pipeline
 from rag.reader import Reader
 from rag.retrieve import MODES as MODES  # used here and by the web pages
@@ -98,7 +98,7 @@ class LocalService:
         self.corpus = Path(corpus)
         self.reports = Path(reports)
         self.lock = threading.RLock()
-        self._generators: dict[tuple[str, str], backends.Generator] = {}
+        self._generators: dict[backends.GeneratorSpec, backends.Generator] = {}
 
     @classmethod
     def from_env(cls) -> LocalService:
@@ -114,11 +114,11 @@ class LocalService:
         return Reader(self.settings.reader)
 
     def generator(self, settings: AskOptions) -> backends.Generator:
-        key = (settings.server, settings.generator)
-        if key not in self._generators:
-            self._generators[key] = backends.make(settings.generator, settings.server or None, self.settings.api_key,
-                                                  adapter=self.settings.generator_adapter)
-        return self._generators[key]
+        spec = backends.GeneratorSpec.of(settings.generator, settings.server, self.settings.api_key,
+                                         adapter=self.settings.generator_adapter)
+        if spec not in self._generators:
+            self._generators[spec] = backends.create(spec)
+        return self._generators[spec]
 
     def ask(self, question: str, settings: AskOptions) -> Iterator[Event]:
         with self.lock:

@@ -9,8 +9,8 @@ claims such as "more than 40 reviews" itself; `OverlapVerifier` is the token-ove
 it can tell a sentence its citation supports ("supported") from one another shown passage
 supports and from one nothing shown supports ("unsupported"). A sentence that another
 passage supports is re-cited to that passage (`citation_corrected`, with the model's markers
-in `cited_as`; its verdict "mis-cited" says so). With `strict`, sentences that are not
-supported are dropped, and an answer left with none abstains.
+in `cited_as`; its verdict "mis-cited" says so). What to do with unsupported sentences (strict
+mode drops them) is `rag.decision`'s.
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from typing import Any, Protocol
 from rag import bounds, crossencoder, lexical, models
 from rag.answer import Answer
 from rag.generate import citations as cites
-from rag.generate.prompt import ABSTAIN
 
 SPEC = "verifier.json"  # written by `rag train verifier`: base model, max_length, threshold, record
 SHIPPED_VERIFIER = Path(__file__).parent / "shipped" / "verifier-minilm"
-UNSUPPORTED_ANSWER = "unsupported_answer"  # abstain_reason when strict checking dropped every sentence
 VERDICTS = ("supported", "mis-cited", "unsupported")
 
 
@@ -118,10 +116,10 @@ def claim(question: str, sentence: str) -> str:
     return f"{question.strip()} {sentence.strip()}"
 
 
-def check(answer: Answer, verifier: Verifier, strict: bool = False) -> Answer:
+def check(answer: Answer, verifier: Verifier) -> Answer:
     """`answer` with each sentence's support by its citations, verdict and best passage, and its
     faithfulness: the share of sentences some shown passage supports (RAGAS-style; a mis-cited
-    sentence is faithful, but not `supported`). `strict` drops sentences that are not supported."""
+    sentence is faithful, but not `supported`)."""
     if answer.abstained or not answer.sentences:
         return answer
     start = time.perf_counter()
@@ -132,9 +130,8 @@ def check(answer: Answer, verifier: Verifier, strict: bool = False) -> Answer:
     sentences = [_judge(s, row, verifier.threshold) for s, row in zip(answer.sentences, rows, strict=True)]
     timings = answer.timings | {"verify_s": round(time.perf_counter() - start, 3)}
     faithfulness = round(sum(s.verdict != "unsupported" for s in sentences) / len(sentences), 4)
-    checked = replace(answer, sentences=sentences, citations=cites.cite(sentences, answer.retrieved),
-                      faithfulness=faithfulness, timings=timings)
-    return _strict(checked) if strict else checked
+    return replace(answer, sentences=sentences, citations=cites.cite(sentences, answer.retrieved),
+                   faithfulness=faithfulness, timings=timings)
 
 
 def _judge(sentence: cites.Sentence, row: list[float], threshold: float) -> cites.Sentence:
@@ -152,27 +149,3 @@ def _judge(sentence: cites.Sentence, row: list[float], threshold: float) -> cite
         verdict = "unsupported"
     return replace(sentence, support=round(support, 4), citation_support=[round(c, 4) for c in cited],
                    supported=verdict == "supported", verdict=verdict, best_marker=best + 1)
-
-
-def _strict(answer: Answer) -> Answer:
-    """Keep the supported sentences (and their citations); abstain when none is left."""
-    kept, citations, position = [], [], 0
-    for sentence in answer.sentences:
-        mine = answer.citations[position: position + len(sentence.citations)]
-        position += len(sentence.citations)
-        if sentence.supported:
-            kept.append(sentence)
-            citations += mine
-    if len(kept) == len(answer.sentences):
-        return answer
-    if not kept:
-        return replace(answer, answer=ABSTAIN, abstained=True, abstain_reason=UNSUPPORTED_ANSWER, sentences=[],
-                       citations=[])
-    return replace(answer, answer=" ".join(_with_markers(s) for s in kept), sentences=kept, citations=citations)
-
-
-def _with_markers(sentence: cites.Sentence) -> str:
-    """The sentence written back as the model writes it: "It rains [1]." """
-    markers = "".join(f"[{n}]" for n in sentence.citations)
-    body, end = (sentence.text[:-1], sentence.text[-1]) if sentence.text[-1:] in ".!?" else (sentence.text, "")
-    return f"{body} {markers}{end}" if markers else sentence.text

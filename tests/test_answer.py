@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from rag import Index
-from rag.answer import ABSTAIN_BELOW, MODEL_ABSTAINED, NO_PASSAGES, Answer, AnswerConfig, Answerer, Delta
+from rag.answer import Answer, AnswerConfig, Answerer, Delta
+from rag.decision import ABSTAIN_BELOW, MODEL_ABSTAINED, NO_PASSAGES, Gate
 from rag.generate.backends import Sampling
 from rag.generate.prompt import ABSTAIN
 from rag.pipeline import Pipeline
@@ -42,13 +43,14 @@ def test_stream_yields_pieces_then_the_answer(index: Index) -> None:
 
 
 def test_model_abstention_is_recognised(index: Index) -> None:
-    answer = Answerer(index, Scripted(ABSTAIN.upper() + " [1]")).ask("What is the boiling point of tungsten?")
+    refusing = Answerer(index, Scripted(ABSTAIN.upper() + " [1]"), gate=Gate())
+    answer = refusing.ask("What is the boiling point of tungsten?")
     assert answer.abstained and answer.abstain_reason == MODEL_ABSTAINED and answer.citations == []
 
 
 def test_irrelevant_retrieval_abstains_without_generating(index: Index) -> None:
     generator = Scripted("never used")
-    answer = Answerer(index, generator, AnswerConfig(min_dense_score=0.99)).ask("lighthouse keeper")
+    answer = Answerer(index, generator, gate=Gate(min_dense_score=0.99)).ask("lighthouse keeper")
     assert answer.abstained and answer.abstain_reason == NO_PASSAGES and generator.prompts == []
     assert answer.answer == ABSTAIN
 
@@ -72,7 +74,7 @@ def test_calibrated_threshold_applies_to_the_embedder_it_was_calibrated_for(tmp_
     index = Index(tmp_path / "idx", embedder=FakeEmbedder(tokenizer, name="all-MiniLM-L6-v2"))
     index.ingest([corpus], progress=False)
     answerer = Pipeline.build(index, Scripted("Lighthouses guide ships [1].")).answerer
-    assert answerer.config.min_dense_score == ABSTAIN_BELOW["all-MiniLM-L6-v2"]
+    assert answerer.gate == Gate(ABSTAIN_BELOW["all-MiniLM-L6-v2"])  # no reader: no margin gate
     assert answerer.ask("xylophone quartz zeppelin").abstain_reason == NO_PASSAGES  # cosine 0 with every chunk
     assert answerer.ask("Skerry Point lighthouse keeper").abstain_reason == NO_PASSAGES  # fake cosine 0.29
     passage = index.search("Skerry Point lighthouse keeper", 1, mode="dense")[0].text

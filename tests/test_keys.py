@@ -88,3 +88,5 @@ def test_the_keys_command_prints_a_key_once_lists_and_revokes(tmp_path: Path,
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1])[0]["revoked_at"] is not None
     assert main(["keys", "create", "--collections", "bank", "--rate", "lots", "--keys", store]) == 2
     assert "expected COUNT/UNIT" in capsys.readouterr().err
+    assert main(["keys", "create", "--collections", "bank docs", "--keys", store]) == 2
+    assert "'bank docs' is not a collection name" in capsys.readouterr().err

@@ -11,7 +11,8 @@ import rag
 
 PACKAGE = Path(rag.__file__).parent
 
-# Lowest first: loaders -> chunker -> embedder -> store -> retriever -> reader/generator -> verifier -> clients.
+# Lowest first: loaders -> chunker -> embedder -> store -> retriever -> reader/generator -> verifier -> decision
+# -> clients.
 LAYERS: list[tuple[str, ...]] = [
     ("rag.fsutil", "rag.models", "rag.threads", "rag.metrics", "rag.bounds", "rag.lexical", "rag.settings",
      "rag.errors"),
@@ -23,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rag.retrieve", "rag.rerank", "rag.index"),
     ("rag.reader", "rag.generate", "rag.answer", "rag.conversation"),
     ("rag.verify",),
+    ("rag.decision",),
     ("rag.pipeline",),
     ("rag.training",),
     ("rag.evaluation",),

@@ -12,7 +12,8 @@ from typing import ClassVar
 
 import pytest
 
-from rag.generate.backends import GeneratorError, OpenAIChatGenerator, Sampling
+from rag.generate import backends
+from rag.generate.backends import GeneratorError, GeneratorSpec, OpenAIChatGenerator, Sampling
 
 MESSAGES = [{"role": "system", "content": "Answer from passages."}, {"role": "user", "content": "Why?"}]
 
@@ -107,3 +108,19 @@ def test_prompt_length_is_estimated_conservatively() -> None:
     generator = OpenAIChatGenerator("http://127.0.0.1:1/v1", "smol")
     text = "word " * 300
     assert generator.count_tokens([{"role": "user", "content": text}]) >= 300  # 1,500 chars: ~375 real tokens
+
+
+def test_backends_are_chosen_by_name_from_the_registry(server: str) -> None:
+    made = backends.create(GeneratorSpec("openai", "tiny", server, context_tokens=2048))
+    assert isinstance(made, OpenAIChatGenerator) and made.context_tokens == 2048
+    assert "".join(made.stream(MESSAGES, Sampling())) == "Because [1]."
+    assert GeneratorSpec.of("tiny", server) == GeneratorSpec("openai", "tiny", server)  # --server, $RAG_SERVER
+    assert GeneratorSpec.of("tiny", "").backend == "transformers"  # an empty server field: the local model
+    assert set(backends.BACKENDS) == {"transformers", "openai"}
+
+
+def test_an_unknown_backend_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown generator backend 'vllm': known backends are openai, transformers"):
+        backends.create(GeneratorSpec("vllm"))
+    with pytest.raises(ValueError, match="needs a server URL"):
+        backends.create(GeneratorSpec("openai"))

@@ -11,21 +11,20 @@ from typing import Any
 import pytest
 
 from rag import Index
-from rag.answer import (
+from rag.answer import GENERATOR, READER, AnswerConfig, Answerer
+from rag.decision import (
     ABSTAIN_BELOW,
-    GENERATOR,
     MODEL_ABSTAINED,
     NO_PASSAGES,
-    READER,
     READER_NO_ANSWER,
-    AnswerConfig,
-    Answerer,
+    UNSUPPORTED_ANSWER,
+    Gate,
+    Policy,
 )
 from rag.generate.prompt import ABSTAIN
-from rag.pipeline import Pipeline, Policy
+from rag.pipeline import Pipeline
 from rag.reader import Span
 from rag.retrieve import Hit
-from rag.verify import UNSUPPORTED_ANSWER
 from tests.conftest import FakeEmbedder, Scripted
 from tests.test_verify import KeywordVerifier
 
@@ -65,7 +64,7 @@ SUPPORTED = "Whale oil was replaced by colza oil in 1846 [1]."  # every word in 
 def pipeline(index: Index, reply: str | None, answer: str = "1846", margin: float = 5.0,
              verifier: KeywordVerifier | None = None, policy: Policy = POLICY) -> Pipeline:
     generator = Scripted(reply) if reply is not None else None
-    answerer = Answerer(index, generator, AnswerConfig(k=4), FakeReader(answer, margin))
+    answerer = Answerer(index, generator, AnswerConfig(k=4), FakeReader(answer, margin), Gate())
     return Pipeline(answerer, verifier or KeywordVerifier(), policy)
 
 
@@ -130,8 +129,8 @@ def test_each_abstain_reason_is_reachable(index: Index) -> None:
     assert no_answer.abstain_reason == READER_NO_ANSWER  # a supported draft, but the reader says "nothing here"
     span_rejected = pipeline(index, ABSTAIN, verifier=Rejecting()).ask(QUESTION)
     assert span_rejected.abstain_reason == UNSUPPORTED_ANSWER  # strong span, but the verifier rejects it
-    gate = Pipeline(Answerer(index, Scripted("never"), AnswerConfig(min_dense_score=0.99),
-                             FakeReader("1846", 9.0)),
+    gate = Pipeline(Answerer(index, Scripted("never"), AnswerConfig(), FakeReader("1846", 9.0),
+                             Gate(min_dense_score=0.99)),
                     KeywordVerifier(), POLICY).ask(QUESTION)
     assert gate.abstain_reason == NO_PASSAGES
     for abstention in (refused, unsupported, no_answer, span_rejected):
@@ -159,7 +158,7 @@ def test_made_pipelines_skip_generation_when_the_reader_finds_nothing(index: Ind
     assert answer.abstain_reason == READER_NO_ANSWER and generator.prompts == []
     assert answer.evidence and answer.retrieved  # what was found is still there to show
     strong = Pipeline.build(index, generator, AnswerConfig(k=4), FakeReader("1846", 5.0), KeywordVerifier())
-    assert strong.answerer.config.min_margin == strong.policy.keep_margin  # type: ignore[union-attr]
+    assert strong.answerer.gate == Gate(None, strong.policy.keep_margin)  # type: ignore[union-attr]
     strict = FakeReader("1846", 5.0)
     strict.policy = {"keep_margin": 6.0, "span_margin": 6.0}  # the reader's own calibration rules
     assert Pipeline.build(index, generator, AnswerConfig(k=4), strict).ask(QUESTION).abstain_reason == READER_NO_ANSWER
@@ -176,7 +175,7 @@ def test_a_pipeline_built_once_answers_from_what_is_ingested_later(index: Index,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(ABSTAIN_BELOW, "fake-hash", 0.05)  # the gate, as calibrated for the index's embedder
     answers = Pipeline.build(index, None, AnswerConfig(k=4), FakeReader("Zanzibar", 5.0))
-    assert answers.answerer.config.min_dense_score == 0.05
+    assert answers.answerer.gate == Gate(0.05, Policy().keep_margin)
     assert answers.ask("Which island exported cloves?").abstained
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "cloves.txt").write_text("Cloves were exported from Zanzibar for centuries.")

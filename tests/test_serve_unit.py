@@ -340,3 +340,22 @@ def test_a_follow_up_is_answered_as_the_question_it_stands_for(serve: Callable[.
     bad = client.post("/v1/ask", json={"collection": "bank", "question": "x", "history": [{"role": "system",
                                                                                            "content": "x"}]})
     assert error(bad, 422)["param"] == "history[0].role"
+
+
+def test_a_missing_index_folder_is_named_before_the_server_starts(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "rag", "serve", "--collection", f"bank={tmp_path / 'nope'}"],
+                         env=rag_env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert f"collection 'bank': its index folder {tmp_path / 'nope'} does not exist" in run.stderr
+
+
+def test_the_evidence_header_stays_small() -> None:
+    from rag.server.payloads import HEADER_MAX, header
+
+    passage = {"source": "a.md", "page": None, "start": 0, "end": 5000, "text": "é" * 5000, "score": 0.1}
+    evidence = {"question": "q", "citations": [{"quote": "x" * 100}] * 60, "sentences": [{"text": "s"}],
+                "closest": [passage] * 3}
+    text = header(evidence)
+    assert text.isascii() and len(text) < 2 * HEADER_MAX and json.loads(text)["truncated"] is True
+    small = json.loads(header(evidence | {"citations": []}))
+    assert len(small["closest"][0]["text"]) == 300 and "truncated" not in small

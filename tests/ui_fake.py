@@ -8,9 +8,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from rag import decision, uploads, verify
 from rag import service as services
-from rag import uploads, verify
-from rag.answer import READER_NO_ANSWER, Answer, Delta, Event
+from rag.answer import Answer, Delta, Event
+from rag.decision import READER_NO_ANSWER
 from rag.generate.prompt import ABSTAIN
 from rag.ingest.work import IngestReport
 from tests.test_verify import PASSAGES, KeywordVerifier, answer, hit
@@ -33,7 +34,8 @@ class FakeService:
         text = "Bees live in hives [1]. Ants live in nests [3]. <b>Bold</b> [2]."
         for word in text.split(" "):
             yield Delta(word + " ")
-        yield verify.check(answer(text, PASSAGES), KeywordVerifier(), settings.strict)
+        checked = verify.check(answer(text, PASSAGES), KeywordVerifier())
+        yield decision.only_supported(checked) if settings.strict else checked
 
     def files(self) -> list[services.FileRow]:
         rows = [services.FileRow("broken.pdf", "failed", 0, None, "encrypted PDF")]

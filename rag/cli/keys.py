@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.cli.render import EXIT_ERROR, EXIT_OK, print_json
-from rag.server.config import DEFAULT_KEYS
+from rag.server.config import DEFAULT_KEYS, NAME
 from rag.server.keys import Key, KeyStore, KeyStoreError, Rate
 from rag.settings import Settings
 
@@ -40,8 +40,10 @@ def cmd_create(args: argparse.Namespace) -> int:
     collections = [c.strip() for c in args.collections.split(",") if c.strip()]
     try:
         rate = Rate.parse(args.rate) if args.rate else None
-        if not collections:
-            raise KeyStoreError("--collections names no collection")
+        bad = [c for c in collections if not NAME.match(c)] or ([] if collections else ["(none)"])
+        if bad:
+            raise KeyStoreError(f"--collections: {bad[0]!r} is not a collection name "
+                                "(letters, digits, '-', '_', '.'; several separated by commas)")
         key, secret = KeyStore(args.keys).create(collections, args.name, rate)
     except KeyStoreError as exc:
         return _failed(args, exc)

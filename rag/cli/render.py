@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rag.answer import Answer, Delta, Event
+from rag.decision import REASONS
 from rag.generate.citations import Citation
 from rag.ingest.work import IngestReport
-from rag.pipeline import REASONS
 from rag.retrieve import Hit
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_ERROR = 0, 1, 2

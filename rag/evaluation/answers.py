@@ -33,13 +33,14 @@ from typing import Any
 from rag import metrics, verify
 from rag.answer import Answer, AnswerConfig
 from rag.evaluation import plots
-from rag.evaluation.generator import answer_text, exact, f1, normalize
+from rag.evaluation.generator import answer_text
 from rag.evaluation.report import OUTCOMES, Progress, Report, config_json
 from rag.evaluation.retrieval import Dataset, build_index, load_squad
 from rag.fsutil import atomic_path, atomic_write_text, read_jsonl
 from rag.generate import backends
 from rag.generate.weights import DEFAULT_GENERATOR
 from rag.index import Index
+from rag.metrics import exact, f1, normalize
 from rag.pipeline import Pipeline
 from rag.reader import Reader
 

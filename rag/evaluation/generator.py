@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-import re
-import string
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,25 +121,6 @@ def ask_all(system: Pipeline, passages: Passages, todo: list[Item], setting: str
 # --- scoring ----------------------------------------------------------------------------------
 
 
-def normalize(text: str) -> str:
-    """SQuAD's answer normalization: lowercase, no punctuation, no articles, single spaces."""
-    text = "".join(c for c in text.lower() if c not in set(string.punctuation))
-    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
-
-
-def f1(prediction: str, gold: str) -> float:
-    pred, ref = normalize(prediction).split(), normalize(gold).split()
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if not common:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact(prediction: str, gold: str) -> float:
-    return float(normalize(prediction) == normalize(gold))
-
-
 def grounded(answer: Answer, min_share: float = 0.8) -> bool:
     """At least `min_share` of the answer's content terms occur in the passages it cites (an
     answer citing nothing is not grounded; one with no content terms, such as "It is", is)."""
@@ -165,9 +143,9 @@ def score(outcomes: list[Outcome]) -> dict[str, float | None]:
     made_up = sum(not o.answer.abstained for o in unanswerable) + sum(not grounded(o.answer) for o in answered)
     out = {
         "answerable": len(answerable), "unanswerable": len(unanswerable),
-        "exact_match": metrics.mean([max((exact(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
+        "exact_match": metrics.mean([max((metrics.exact(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
                               * (not o.answer.abstained) for o in answerable]),
-        "f1": metrics.mean([max((f1(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
+        "f1": metrics.mean([max((metrics.f1(answer_text(o.answer), g) for g in o.item.answers), default=0.0)
                      * (not o.answer.abstained) for o in answerable]),
         "wrong_abstention": metrics.mean([float(o.answer.abstained) for o in answerable]),
         "citation_accuracy": metrics.mean([float(o.gold_marker is not None and o.gold_marker in _markers(o.answer))
@@ -212,8 +190,8 @@ def _markers(answer: Answer) -> set[int]:
 
 
 def _contains(text: str, answers: list[str]) -> bool:
-    norm = normalize(text)
-    return any(normalize(a) and normalize(a) in norm for a in answers)
+    norm = metrics.normalize(text)
+    return any(metrics.normalize(a) and metrics.normalize(a) in norm for a in answers)
 
 
 def evaluate(systems: dict[str, Pipeline], passages: Passages, todo: list[Item], settings: list[str],

@@ -1,5 +1,6 @@
-"""Generator backends behind one protocol: a transformers model in this process, or any server
-speaking the OpenAI-compatible chat API (vLLM, TGI, llama.cpp server, ...).
+"""Generator backends behind one protocol, chosen by name from `BACKENDS`: "transformers", a
+model in this process, or "openai", any server speaking the OpenAI-compatible chat API (vLLM,
+TGI, llama.cpp server, ...). A `GeneratorSpec` names the backend and its settings.
 
 Both stream text pieces as they are produced and decode greedily by default, so the same
 question over the same passages gives the same answer.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +20,7 @@ from rag import models
 from rag.generate import decoding, weights
 
 Messages = list[dict[str, str]]
-SHIPPED = "shipped"  # make(adapter=SHIPPED): the project's fine-tuned adapter for the model, when it has one
+SHIPPED = "shipped"  # GeneratorSpec(adapter=SHIPPED): the project's fine-tuned adapter for the model, when it has one
 
 
 class GeneratorError(RuntimeError):
@@ -209,14 +210,54 @@ class OpenAIChatGenerator:
                                  f"{exc.message}") from exc
 
 
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """Which generator to make: `backend` names one of BACKENDS, `model` the model (for "openai",
+    the server's name for it). Frozen, so a service can key its loaded generators by it."""
+
+    backend: str = "transformers"
+    model: str = weights.DEFAULT_GENERATOR
+    server: str | None = None  # "openai": the base URL, such as http://gpu:8000/v1
+    api_key: str | None = None  # "openai": the server's key (local servers take any)
+    # "transformers": a folder written by `rag finetune`, SHIPPED for the project's own adapter for
+    # `model` (none if it has none), or None for the bare model; a server applies any adapter itself.
+    adapter: str | Path | None = SHIPPED
+    context_tokens: int | None = None  # the model's window (None: the model's config, or 4096 for a server)
+
+    @classmethod
+    def of(cls, model: str = weights.DEFAULT_GENERATOR, server: str | None = None, api_key: str | None = None,
+           context_tokens: int | None = None, adapter: str | Path | None = SHIPPED) -> GeneratorSpec:
+        """As `rag ask --server URL`, $RAG_SERVER and the web UI's server field mean it: a server
+        URL means backend "openai", none the model in this process."""
+        return cls("openai" if server else "transformers", model, server or None, api_key, adapter, context_tokens)
+
+
+def _transformers(spec: GeneratorSpec) -> Generator:
+    adapter = spec.adapter
+    folder = weights.shipped_adapter(spec.model) if adapter == SHIPPED else Path(adapter) if adapter else None
+    return TransformersGenerator(spec.model, context_tokens=spec.context_tokens, adapter=folder)
+
+
+def _openai(spec: GeneratorSpec) -> Generator:
+    if not spec.server:
+        raise ValueError('generator backend "openai" needs a server URL (--server or $RAG_SERVER)')
+    window = {"context_tokens": spec.context_tokens} if spec.context_tokens else {}
+    return OpenAIChatGenerator(spec.server, spec.model, spec.api_key, **window)
+
+
+BACKENDS: dict[str, Callable[[GeneratorSpec], Generator]] = {"transformers": _transformers, "openai": _openai}
+
+
+def create(spec: GeneratorSpec) -> Generator:
+    """The generator `spec` describes, from the backend it names."""
+    if spec.backend not in BACKENDS:
+        raise ValueError(f"unknown generator backend {spec.backend!r}: known backends are "
+                         f"{', '.join(sorted(BACKENDS))}")
+    return BACKENDS[spec.backend](spec)
+
+
 def make(name: str = weights.DEFAULT_GENERATOR, server: str | None = None, api_key: str | None = None,
          context_tokens: int | None = None, adapter: str | Path | None = SHIPPED) -> Generator:
-    """The in-process model `name`, or, with `server` (a base URL such as http://gpu:8000/v1),
-    the model of that name on an OpenAI-compatible server (which applies any adapter itself).
-    `adapter`: a folder written by `rag finetune`, SHIPPED for the project's own adapter for
-    `name` (none if it has none), or None for the bare model."""
-    if server:
-        return OpenAIChatGenerator(server, name, api_key, **({"context_tokens": context_tokens} if context_tokens
-                                                              else {}))
-    folder = weights.shipped_adapter(name) if adapter == SHIPPED else Path(adapter) if adapter else None
-    return TransformersGenerator(name, context_tokens=context_tokens, adapter=folder)
+    """`create(GeneratorSpec.of(...))`: the in-process model `name`, or, with `server`, the model
+    of that name on an OpenAI-compatible server."""
+    return create(GeneratorSpec.of(name, server, api_key, context_tokens, adapter))

@@ -78,6 +78,11 @@ class ServeConfig:
             raise ConfigError(f"--queue {self.queue}: must be 0 or more")
         if self.max_question < 1:
             raise ConfigError(f"--max-question {self.max_question}: must be at least 1")
+        for spec in self.collections:
+            for what, folder in (("index", spec.index), ("corpus", spec.corpus)):
+                if folder is not None and not folder.is_dir():
+                    raise ConfigError(f"collection {spec.name!r}: its {what} folder {folder} does not exist"
+                                      + (" (build it with rag ingest CORPUS --index INDEX)" if what == "index" else ""))
         return self
 
 

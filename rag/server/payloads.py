@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.answer import Answer
-from rag.pipeline import REASONS
+from rag.decision import REASONS
 from rag.retrieve import Hit
 
 Display = Callable[[str], str]
 CLOSEST = 3
 HEADER = "X-RAG"  # the `rag` field again, as compact ASCII JSON, for clients that drop unknown body fields
 HEADER_TEXT = 300  # characters of each closest passage in the header (headers must stay small)
+HEADER_MAX = 8192
 
 
 @dataclass(frozen=True)
@@ -69,4 +70,8 @@ def pieces(text: str) -> list[str]:
 def header(evidence: dict[str, Any]) -> str:
     """The `rag` field as the X-RAG header's value: ASCII JSON on one line, closest passages shortened."""
     short = evidence | {"closest": [c | {"text": c["text"][:HEADER_TEXT]} for c in evidence["closest"]]}
-    return json.dumps(short, ensure_ascii=True, separators=(",", ":"))
+    text = json.dumps(short, ensure_ascii=True, separators=(",", ":"))
+    if len(text) > HEADER_MAX:  # clients refuse large header blocks (h11: 16 KiB); the body keeps it all
+        text = json.dumps(short | {"closest": [], "sentences": [], "truncated": True}, ensure_ascii=True,
+                          separators=(",", ":"))
+    return text

@@ -1,0 +1,180 @@
+"""The answer-or-abstain decision, in one place: every reason an answer abstains, its wording,
+the gates that stop a draft and the policy that decides over a checked one.
+
+A 135M generator is poor at three jobs: finding the answer's span, choosing the citation and
+deciding whether to refuse. The reader finds the span, the citation is corrected to the
+passage holding the answer (rag.generate.citations, rag.verify), and the decision is made
+here from signals that can be calibrated, not left to the model:
+
+1. `Gate`, which `rag.answer.Answerer` is given and calls while drafting: no passage relevant
+   enough -> abstain before generating (`no_relevant_passages`); the reader's best margin below
+   `keep_margin` -> abstain before generating too (no draft could be kept), with
+   `reader_found_no_answer`; the model's fixed refusal sentence -> `model_abstained`;
+2. `decide`, over the draft once verified: the draft is kept when the verifier finds every
+   sentence supported (and the reader's best span beats its passage's "no answer" score by at
+   least `keep_margin`, as step 1 made sure); with `agree`, it must also contain the reader's
+   span when that span is strong enough to answer (a supported draft naming another value than
+   the span is usually the wrong cell);
+3. else the reader's span is the answer, cited to its passage, when its margin is at least
+   `span_margin` and the verifier supports it (a refusal or an unsupported draft replaced);
+4. else abstain, naming the signal that decided: `model_abstained` (the model refused and the
+   span was too weak), `unsupported_answer` (the verifier rejected the draft, and the span was
+   too weak or rejected too); the reader alone (no generator) says `reader_found_no_answer`.
+   Without a policy (a generator without a reader), strict mode keeps only the sentences the
+   verifier supports and abstains with `unsupported_answer` when none is left.
+
+The thresholds are chosen on HaluEval dev rows by `benchmarks/decision.py` and written into
+the reader's own `reader.json` ("policy") and model card, so a retrained reader brings its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rag.answer import GENERATOR, READER, Answer, Evidence
+from rag.generate import citations as cites
+from rag.generate.prompt import ABSTAIN
+from rag.reader import Span
+from rag.retrieve import Hit
+from rag.verify import Verifier, claim
+
+NO_PASSAGES = "no_relevant_passages"  # retrieval found nothing above the relevance threshold
+READER_NO_ANSWER = "reader_found_no_answer"  # the reader found no span beating "no answer here"
+MODEL_ABSTAINED = "model_abstained"  # the model said the passages do not answer the question
+UNSUPPORTED_ANSWER = "unsupported_answer"  # the verifier supports neither the draft nor the span
+
+# What each abstain_reason means, in words the CLI and the web UI show.
+REASONS = {NO_PASSAGES: "no passage is close enough to the question",
+           READER_NO_ANSWER: "the reader found no answer in the passages",
+           MODEL_ABSTAINED: "the generator said the passages do not answer it",
+           UNSUPPORTED_ANSWER: "the verifier found no answer the passages support"}
+
+# Best-passage cosine below which no passage is taken to be relevant, per embedder, calibrated by
+# benchmarks/abstention.py on HaluEval dev rows: keeps 97% of answerable questions, stops 48% of others.
+ABSTAIN_BELOW = {"all-MiniLM-L6-v2": 0.377}
+
+
+@dataclass(frozen=True)
+class Policy:
+    keep_margin: float = 0.0  # a supported draft is kept from this reader margin up
+    span_margin: float = 2.0  # the reader's span answers from this margin up (if the verifier supports it)
+    agree: bool = False  # keep a supported draft only if it contains a span strong enough to answer
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The stops while drafting (rag.answer.DraftGate): each check returns the reason to abstain,
+    or None to go on. `rag.pipeline.Pipeline.build` calibrates both thresholds."""
+
+    min_dense_score: float | None = None  # best-passage cosine needed to generate (None: any passage will do)
+    min_margin: float | None = None  # the reader's best margin needed to generate (None: always generate)
+
+    def relevance(self, hits: list[Hit]) -> str | None:
+        """Before reading: is any passage relevant enough to answer from?"""
+        if not hits:
+            return NO_PASSAGES
+        if self.min_dense_score is None:
+            return None
+        best = max((h.dense_score for h in hits if h.dense_score is not None), default=-1.0)
+        return None if best >= self.min_dense_score else NO_PASSAGES
+
+    def reading(self, spans: list[Span]) -> str | None:
+        """After the reader, before generating: could a draft be kept at all (Policy.keep_margin)?"""
+        if self.min_margin is None or (spans and spans[0].margin >= self.min_margin):
+            return None
+        return READER_NO_ANSWER
+
+    def draft(self, text: str) -> str | None:
+        """After generating: did the model refuse (the fixed abstention sentence, or nothing)?"""
+        return MODEL_ABSTAINED if refused(text) else None
+
+
+def refused(text: str) -> bool:
+    """`text` is the abstention sentence (markers, case and punctuation aside), or empty."""
+    def norm(s: str) -> str:
+        return " ".join(cites.MARKER.sub(" ", s).lower().replace(".", " ").split())
+
+    return norm(text).startswith(norm(ABSTAIN)) or not norm(text)
+
+
+def decide(answer: Answer, verifier: Verifier | None, policy: Policy | None, strict: bool = False) -> Answer:
+    """The answer-or-abstain decision (see the module docstring) over a checked draft; without a
+    policy the draft stands, cut to its supported sentences if `strict` (and it was verified)."""
+    if policy is None:
+        return only_supported(answer) if strict and verifier is not None else answer
+    if answer.abstain_reason in (NO_PASSAGES, READER_NO_ANSWER):
+        return answer
+    best = answer.evidence[0] if answer.evidence else None
+    margin = best.margin if best else float("-inf")
+    if margin < policy.keep_margin:  # as the pre-generation gate decides (Gate.reading)
+        return abstain(answer, READER_NO_ANSWER)
+    strong = best if best is not None and margin >= policy.span_margin else None
+    supported = answer.answered_by == GENERATOR and all(s.supported is not False for s in answer.sentences)
+    if supported and not (policy.agree and strong is not None and not _contains(answer.answer, strong.text)):
+        return answer
+    if strong is not None:
+        support = _support(answer, strong, verifier)
+        if support is None or verifier is None or support >= verifier.threshold:
+            return span_answer(answer, strong, support)
+        return answer if supported else abstain(answer, UNSUPPORTED_ANSWER)
+    if answer.answered_by == READER:
+        return abstain(answer, READER_NO_ANSWER)
+    return abstain(answer, MODEL_ABSTAINED if answer.abstain_reason == MODEL_ABSTAINED else UNSUPPORTED_ANSWER)
+
+
+def only_supported(answer: Answer) -> Answer:
+    """Strict mode: keep the sentences the verifier supports (and their citations); abstain when
+    none is left."""
+    kept, citations, position = [], [], 0
+    for sentence in answer.sentences:
+        mine = answer.citations[position: position + len(sentence.citations)]
+        position += len(sentence.citations)
+        if sentence.supported:
+            kept.append(sentence)
+            citations += mine
+    if len(kept) == len(answer.sentences):
+        return answer
+    if not kept:
+        return abstain(answer, UNSUPPORTED_ANSWER)
+    return replace(answer, answer=" ".join(_with_markers(s) for s in kept), sentences=kept, citations=citations)
+
+
+def _with_markers(sentence: cites.Sentence) -> str:
+    """The sentence written back as the model writes it: "It rains [1]." """
+    markers = "".join(f"[{n}]" for n in sentence.citations)
+    body, end = (sentence.text[:-1], sentence.text[-1]) if sentence.text[-1:] in ".!?" else (sentence.text, "")
+    return f"{body} {markers}{end}" if markers else sentence.text
+
+
+def _contains(text: str, span: str) -> bool:
+    """Whether `span` occurs in `text`, ignoring case and spacing."""
+    return " ".join(span.casefold().split()) in " ".join(text.casefold().split())
+
+
+def _support(answer: Answer, best: Evidence, verifier: Verifier | None) -> float | None:
+    """The verifier's P(supported) of the span as the answer, by its passage as shown."""
+    if verifier is None:
+        return None
+    passage = answer.retrieved[best.marker - 1].text
+    return verifier.scores([(passage, claim(answer.question, best.text))])[0]
+
+
+def span_answer(answer: Answer, best: Evidence, support: float | None) -> Answer:
+    """`answer` replaced by the reader's span, cited to its passage (the quote is the span)."""
+    sentence = cites.Sentence(best.text, [best.marker])  # unchecked without a verifier
+    if support is not None:
+        score = round(support, 4)
+        sentence = replace(sentence, support=score, citation_support=[score], supported=True, verdict="supported",
+                           best_marker=best.marker)
+    draft = answer.answer if answer.answered_by == GENERATOR or answer.abstain_reason == MODEL_ABSTAINED else None
+    return replace(answer, answer=f"{best.text} [{best.marker}].", abstained=False, abstain_reason=None,
+                   sentences=[sentence], citations=cites.cite([sentence], answer.retrieved),
+                   faithfulness=None if support is None else 1.0, answered_by=READER, draft=draft)
+
+
+def abstain(answer: Answer, reason: str) -> Answer:
+    """`answer` turned into an abstention for `reason`; the passages and evidence stay, so the
+    user can still read what was found."""
+    draft = None if answer.abstained else answer.answer
+    return replace(answer, answer=ABSTAIN, abstained=True, abstain_reason=reason, sentences=[], citations=[],
+                   faithfulness=None, answered_by=None, draft=draft)
