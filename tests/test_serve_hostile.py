@@ -32,7 +32,7 @@ from tests.conftest import FakeEmbedder, Scripted
 from tests.served import free_port
 
 MAX_BODY = 64 * 1024
-MAX_QUESTION = 200
+MAX_QUESTION = 2000  # the server's default
 QUEUE = 2  # answers waiting; one more is being answered
 REPLY = "The daily limit is 3500 dollars per day for every verified account [1]."
 CHAT: dict[str, Any] = {"model": "bank", "messages": [{"role": "user", "content": "What is the daily limit?"}]}
@@ -173,6 +173,19 @@ def test_questions_over_the_limit_name_their_field(server: Running) -> None:
         response = error(client.post("/v1/chat/completions", json=chat), 422, "messages[2].content")
         assert str(MAX_QUESTION) in response["message"]
     assert server.generator.begun == 0
+
+
+def test_the_evidence_header_stays_small_for_the_longest_question(server: Running) -> None:
+    """X-RAG repeats the evidence as ASCII JSON, where a non-ASCII letter takes 6 to 12 characters:
+    a question at the length limit must not make a header that proxies and clients refuse."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for letter in ("x", "\u00e9", "\U0001f600"):
+            question = letter * (MAX_QUESTION - 1)
+            for stream in (False, True):
+                response = client.post("/v1/chat/completions", json={
+                    "model": "bank", "stream": stream, "messages": [{"role": "user", "content": question}]})
+                assert response.status_code == 200, response.text[:300]
+                assert len(response.headers["x-rag"]) <= 2 * 8192, (letter, len(response.headers["x-rag"]))
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [
