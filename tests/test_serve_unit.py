@@ -359,3 +359,23 @@ def test_the_evidence_header_stays_small() -> None:
     assert text.isascii() and len(text) < 2 * HEADER_MAX and json.loads(text)["truncated"] is True
     small = json.loads(header(evidence | {"citations": []}))
     assert len(small["closest"][0]["text"]) == 300 and "truncated" not in small
+
+
+def test_flags_win_over_the_config_file_and_rag_keys_over_the_default(tmp_path: Path) -> None:
+    import argparse
+
+    from rag.server.run import add_arguments, config_from
+    from rag.settings import Settings
+
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    toml = tmp_path / "serve.toml"
+    toml.write_text(f'port = 9000\nqueue = 3\n[collections]\nbank = "{tmp_path / "a"}"\ndocs = "{tmp_path / "b"}"\n')
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--config", str(toml), "--queue", "5", "--collection", f"bank={tmp_path / 'c'}"])
+    config = config_from(args, Settings(keys=str(tmp_path / "env-keys.sqlite")))
+    assert (config.port, config.queue, config.keys) == (9000, 5, tmp_path / "env-keys.sqlite")
+    assert {c.name: c.index for c in config.collections} == {"bank": tmp_path / "c", "docs": tmp_path / "b"}
+    flagged = config_from(parser.parse_args(["--config", str(toml), "--keys", "k.sqlite"]), Settings(keys="x"))
+    assert flagged.keys == Path("k.sqlite")
