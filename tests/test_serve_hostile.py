@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 
@@ -59,6 +60,16 @@ class Held(Scripted):
         self.finished += 1
 
 
+class Slow(FakeEmbedder):
+    """The fake embedder, slowed by `pause` seconds a batch when a test wants a long rebuild."""
+
+    pause = 0.0
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        time.sleep(self.pause)
+        return super().embed(texts, progress)
+
+
 @dataclass
 class Running:
     url: str
@@ -87,7 +98,7 @@ def server(tmp_path: Path, tokenizer: Any) -> Iterator[Running]:
 
     def load() -> Collections:
         models = Models(generator, None, None)
-        return Collections([Collection(s, models, open_index=lambda path: Index(path, embedder=FakeEmbedder(tokenizer)))
+        return Collections([Collection(s, models, open_index=lambda path: Index(path, embedder=Slow(tokenizer)))
                             for s in specs])
 
     port = free_port()
@@ -316,3 +327,24 @@ def test_more_answers_than_the_queue_holds_are_refused_at_once_never_hung(server
             assert error(refused, 503)["code"] == "queue_full" and int(refused.headers["Retry-After"]) >= 1
             assert refused.elapsed.total_seconds() < held  # refused at once, not after the wait
     assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
+
+
+async def rebuilds_at_once(url: str, n: int) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        return list(await asyncio.gather(*(client.post("/v1/collections/bank/rebuild") for _ in range(n))))
+
+
+def test_rebuilds_asked_at_once_run_once_and_searches_go_on(server: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Slow, "pause", 1.0)
+    (server.corpus / "new.md").write_text("# New\n\nThe weekly limit of bank is 9000 dollars.\n")
+    statuses = sorted(r.status_code for r in asyncio.run(rebuilds_at_once(server.url, 6)))
+    assert statuses == [202] + [409] * 5, statuses
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        searched = 0
+        while (job := client.get("/v1/collections/bank/rebuild").json())["status"] == "running":
+            assert client.post("/v1/search", json={"collection": "bank", "query": "limit", "mode": "bm25"}
+                               ).status_code == 200
+            searched += 1
+        assert job["status"] == "done" and job["report"]["added"] == ["new.md"] and searched, job
+        hits = client.post("/v1/search", json={"collection": "bank", "query": "weekly limit", "mode": "bm25"}).json()
+        assert hits["hits"][0]["source"] == "new.md", hits
