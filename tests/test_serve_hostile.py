@@ -153,6 +153,12 @@ def test_malformed_json_is_422_naming_the_body(server: Running) -> None:
         typed = client.post("/v1/search", json={"collection": "bank", "query": "limit", "k": "five"})
         error(typed, 422, "k")
         error(client.post("/v1/search", json={"collection": 7, "query": "limit"}), 422, "collection")
+        documents = "/v1/collections/bank/documents"
+        for body, kind in ((b"--x\r\n", "multipart/form-data"), (b"no parts here", "multipart/form-data; boundary=zz"),
+                           (b'{"file": "x.md"}', "application/json")):
+            response = client.post(documents, content=body, headers={"Content-Type": kind})
+            assert response.status_code in (400, 422), response.text  # refused, named, not a crash
+            error(response, response.status_code)
         assert client.get("/health").status_code == 200
 
 
