@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -190,6 +191,17 @@ def test_questions_over_the_limit_name_their_field(server: Running) -> None:
         response = error(client.post("/v1/chat/completions", json=chat), 422, "messages[2].content")
         assert str(MAX_QUESTION) in response["message"]
     assert server.generator.begun == 0
+
+
+def test_callers_cannot_write_their_own_metric_labels(server: Running) -> None:
+    """The request method is the caller's word: 200 made-up ones must not become 200 series in /metrics
+    (memory without bound, and text of the caller's choosing shown to everyone who reads /metrics)."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for n in range(200):
+            assert client.request(f"PLANTED{n}", "/v1/models").status_code in (400, 405, 501)
+        metrics = client.get("/metrics").text
+    methods = set(re.findall(r'method="([^"]*)"', metrics))
+    assert len(methods) <= 10 and not any("PLANTED" in m for m in methods), sorted(methods)[:20]
 
 
 def test_the_evidence_header_stays_small_for_the_longest_question(server: Running) -> None:
