@@ -193,6 +193,46 @@ def test_questions_over_the_limit_name_their_field(server: Running) -> None:
     assert server.generator.begun == 0
 
 
+def test_a_long_earlier_message_is_refused_naming_it_not_a_crash(server: Running) -> None:
+    """A follow-up is rewritten with the turns before it, so their length counts as the question's does."""
+    earlier = "What is the daily limit of the account " + "with the blue card " * 3000 + "?"
+    follow_up = "And for unverified ones?"
+    chat = {"model": "bank", "messages": [{"role": "user", "content": earlier},
+                                          {"role": "assistant", "content": "It is 3500 dollars."},
+                                          {"role": "user", "content": follow_up}]}
+    ask = {"collection": "bank", "question": follow_up, "history": [{"role": "user", "content": earlier}]}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        error(client.post("/v1/chat/completions", json=chat), 422, "messages[0].content")
+        error(client.post("/v1/ask", json=ask), 422, "history[0].content")
+
+
+def conversation(first: str, follow_up: str, turns: int) -> list[dict[str, str]]:
+    messages = [{"role": "user", "content": first}, {"role": "assistant", "content": "It is 3500 dollars."}]
+    for _ in range(turns):
+        messages += [{"role": "user", "content": follow_up}, {"role": "assistant", "content": "Yes."}]
+    return [*messages, {"role": "user", "content": follow_up}]
+
+
+def test_a_question_the_model_has_no_room_for_is_422_not_500(server: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each message within the limit, yet too many tokens for the model's window: alone (a generation server's
+    window of 4,096 tokens holds 2,000 emoji no more than this fake's 300 hold 500 words), or written out
+    from a conversation whose follow-ups the rule condenser joins to the question before them."""
+    monkeypatch.setattr(server.generator, "context_tokens", 300)
+    long = "why " * 499
+    first = "What is the daily limit of " + "the blue card " * 15 + "accounts?"  # 52 words, 48 below: each fits
+    chain = conversation(first, "What about " + "the red card " * 15 + "?", 8)  # written out: 430 words
+    assert max(len(m["content"]) for m in chain) < MAX_QUESTION
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        error(client.post("/v1/ask", json={"collection": "bank", "question": long}), 422, "question")
+        error(client.post("/v1/chat/completions", json=chat_of(long)), 422, "messages[0].content")
+        error(client.post("/v1/chat/completions", json={"model": "bank", "messages": chain}), 422,
+              f"messages[{len(chain) - 1}].content")
+
+
+def chat_of(question: str) -> dict[str, Any]:
+    return {"model": "bank", "messages": [{"role": "user", "content": question}]}
+
+
 def test_callers_cannot_write_their_own_metric_labels(server: Running) -> None:
     """The request method is the caller's word: 200 made-up ones must not become 200 series in /metrics
     (memory without bound, and text of the caller's choosing shown to everyone who reads /metrics)."""
