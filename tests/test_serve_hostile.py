@@ -30,6 +30,7 @@ from rag.index import Index
 from rag.server.app import create_app
 from rag.server.collections import Collection, Collections, Models
 from rag.server.config import CollectionSpec, ServeConfig
+from rag.server.keys import KeyStore, Rate
 from tests.conftest import FakeEmbedder, Scripted
 from tests.served import free_port
 
@@ -406,3 +407,17 @@ def test_rebuilds_asked_at_once_run_once_and_searches_go_on(server: Running, mon
         assert job["status"] == "done" and job["report"]["added"] == ["new.md"] and searched, job
         hits = client.post("/v1/search", json={"collection": "bank", "query": "weekly limit", "mode": "bm25"}).json()
         assert hits["hits"][0]["source"] == "new.md", hits
+
+
+async def searches_at_once(url: str, n: int, key: str) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
+        body = {"collection": "bank", "query": "limit", "mode": "bm25"}
+        return list(await asyncio.gather(*(client.post("/v1/search", json=body) for _ in range(n))))
+
+
+def test_a_burst_past_a_keys_rate_is_429_with_retry_after(server: Running) -> None:
+    _, key = KeyStore(server.root / "keys.sqlite").create(["bank"], "burst", Rate.parse("3/minute"))
+    responses = asyncio.run(searches_at_once(server.url, 12, key))
+    assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 9
+    for refused in (r for r in responses if r.status_code == 429):
+        assert error(refused, 429)["type"] == "rate_limit_error" and int(refused.headers["Retry-After"]) >= 1
