@@ -2,11 +2,13 @@
 in a thread on a free loopback port, over small real indexes built with the fake embedder, with a
 scripted generator that can be slowed and held (no models, so it runs in seconds).
 
-Malformed JSON, oversized bodies (with and without Content-Length), questions over the limit,
-unknown collections, upload and delete names that try to leave the corpus, callers that hang up in
-the middle of a stream, and more concurrent answers than the queue holds: each gets a clear error in
-OpenAI's shape or is served, nothing is written or deleted outside the corpus, no request hangs, and
-the server keeps serving the next caller."""
+Malformed JSON and multipart, oversized bodies (with and without Content-Length), questions over the
+limit or too long for the model (alone, or written out from a conversation), unknown collections,
+upload and delete names that try to leave the corpus, made-up request methods (metric labels), the
+evidence header of the longest question, callers that hang up in the middle of a stream, and more
+concurrent answers, rebuilds or requests than the queue, the rebuild lock or a key's rate allow: each
+gets a clear error in OpenAI's shape or is served, nothing is written or deleted outside the corpus,
+no request hangs, and the server keeps serving the next caller."""
 
 from __future__ import annotations
 
