@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -82,20 +83,25 @@ class Running:
     generator: Held
 
 
-def build(root: Path, tokenizer: Any) -> list[CollectionSpec]:
-    specs = []
-    for name in ("bank", "docs"):
+NAMES = ("bank", "docs")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
+    """Two collections' corpora and indexes, built once; each test serves its own copy."""
+    root = tmp_path_factory.mktemp("hostile")
+    for name in NAMES:
         corpus = root / f"corpus-{name}"
         corpus.mkdir()
         (corpus / f"{name}.md").write_text(f"# Limits\n\nThe daily limit of {name} is 3500 dollars per day.\n")
         Index(root / f"index-{name}", embedder=FakeEmbedder(tokenizer)).ingest([corpus], progress=False)
-        specs.append(CollectionSpec(name, root / f"index-{name}", corpus))
-    return specs
+    return root
 
 
 @pytest.fixture
-def server(tmp_path: Path, tokenizer: Any) -> Iterator[Running]:
-    specs = build(tmp_path, tokenizer)
+def server(built: Path, tmp_path: Path, tokenizer: Any) -> Iterator[Running]:
+    shutil.copytree(built, tmp_path, dirs_exist_ok=True)
+    specs = [CollectionSpec(name, tmp_path / f"index-{name}", tmp_path / f"corpus-{name}") for name in NAMES]
     generator = Held()
     config = ServeConfig(specs, keys=tmp_path / "keys.sqlite", queue=QUEUE, max_body=MAX_BODY,
                          max_question=MAX_QUESTION)
@@ -360,7 +366,7 @@ def test_a_caller_who_hangs_up_mid_stream_leaves_the_server_serving(server: Runn
 @pytest.mark.parametrize(("path", "body"), [*STREAMS, ("/v1/chat/completions", CHAT)])
 def test_a_caller_who_hangs_up_while_answered_gives_up_its_question(server: Running, path: str,
                                                                    body: dict[str, Any]) -> None:
-    server.generator.pause = 0.25  # 15 words: 4 s an answer, long enough to hang up in the middle
+    server.generator.pause = 0.15  # 15 words: 2.3 s an answer, long enough to hang up in the middle
     asyncio.run(hang_up_while_answering(server.url, path, body, server.generator))
     started = time.monotonic()
     served = httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=60)
@@ -406,7 +412,7 @@ def test_rebuilds_asked_at_once_run_once_and_searches_go_on(server: Running, mon
             assert client.post("/v1/search", json={"collection": "bank", "query": "limit", "mode": "bm25"}
                                ).status_code == 200
             searched += 1
-        assert job["status"] == "done" and job["report"]["added"] == ["new.md"] and searched, job
+        assert job["status"] == "done" and "new.md" in job["report"]["added"] and searched, job
         hits = client.post("/v1/search", json={"collection": "bank", "query": "weekly limit", "mode": "bm25"}).json()
         assert hits["hits"][0]["source"] == "new.md", hits
 
