@@ -157,6 +157,8 @@ class LocalService:
 
     def remove(self, relative: str) -> None:
         """Delete a corpus file (the next rebuild drops it from the index)."""
+        if "\0" in relative:  # the OS calls below would raise ValueError (a 500 from the server)
+            raise uploads.UploadError(f"{relative!r} is not a file of the corpus")
         target = (self.corpus / relative).resolve()
         if not target.is_relative_to(self.corpus.resolve()) or not target.is_file():
             raise uploads.UploadError(f"{relative!r} is not a file of the corpus")

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 
 from rag.server.keys import KeyStore
 from tests.conftest import FIXTURES, ingest_command, rag_env
-from tests.test_ui_browser import free_port
+from tests.served import free_port, wait_ready
 
 pytestmark = pytest.mark.slow
 DEMO = Path(__file__).resolve().parent.parent / "corpus" / "rho-bank"
@@ -51,25 +50,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                                env=rag_env(), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, root / "server.log")
+        wait_ready(url, process, root / "server.log", 240)
         yield {"url": url, "keys": keys, "corpora": corpora, "process": process}
     finally:
         process.terminate()
         process.wait(30)
         log.close()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"not ready in 240 s: {log.read_text()}")
 
 
 def client(server: dict[str, Any], collection: str = "bank") -> openai.OpenAI:

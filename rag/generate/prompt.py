@@ -88,11 +88,15 @@ def unconditional(messages: Messages) -> Messages:
     return [*messages[:-1], {"role": messages[-1]["role"], "content": question}]
 
 
+class QuestionTooLong(ValueError):
+    """Not even the question fits in the model's window: the caller's to shorten (a server's 422, not its 500)."""
+
+
 def build(question: str, hits: list[Hit], count_tokens: Callable[[Messages], int], budget: int,
           hint: Hint | None = None) -> Prompt:
     """The prompt with as many of the best hits as fit in `budget` tokens (the context window
     less the tokens reserved for the answer), and the reader's `hint` while its passage is
-    among them. Raises ValueError if not even the question fits."""
+    among them. Raises QuestionTooLong if not even the question fits."""
     if not question.strip():
         raise ValueError("the question is empty")
     for keep in range(len(hits), -1, -1):
@@ -100,4 +104,4 @@ def build(question: str, hits: list[Hit], count_tokens: Callable[[Messages], int
         tokens = count_tokens(messages)
         if tokens <= budget:
             return Prompt(messages, hits[:keep], hits[keep:], tokens)
-    raise ValueError(f"the question alone takes {tokens} tokens, more than the {budget} the model has room for")
+    raise QuestionTooLong(f"the question alone takes {tokens} tokens, more than the {budget} the model has room for")

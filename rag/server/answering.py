@@ -16,6 +16,7 @@ from fastapi import Request
 from rag.answer import Answer, AnswerConfig
 from rag.conversation import Turn
 from rag.generate.backends import Generator, GeneratorError
+from rag.generate.prompt import QuestionTooLong
 from rag.server.collections import Collection
 from rag.server.errors import ApiError
 from rag.server.limits import AnswerQueue
@@ -34,6 +35,7 @@ class Question:
     k: int = AnswerConfig.k
     mode: str = "hybrid"
     strict: bool | None = None  # None: the server's setting
+    field: str = "question"  # the request's field that holds it, named by a 422
 
 
 class Cancelled(Exception):
@@ -50,6 +52,8 @@ def make(collection: Collection, question: Question, cancelled: threading.Event)
                 raise Cancelled
             if isinstance(event, Answer):
                 answer = event
+    except QuestionTooLong as exc:  # within the character limit, or written out from a conversation, yet too long
+        raise ApiError(422, f"{question.field}: {exc}", question.field) from exc
     except GeneratorError as exc:
         raise ApiError(503, f"the generator failed: {exc}", code="generator_error", retry_after=5) from exc
     except (ApiError, Cancelled):

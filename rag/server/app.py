@@ -74,10 +74,18 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return respond(ApiError(exc.status_code, str(exc.detail)))
+        return respond(_unwrapped(exc))
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         return respond(ApiError(500, f"internal error ({type(exc).__name__})"))
 
 
+def _unwrapped(exc: HTTPException) -> ApiError:
+    """FastAPI answers 400 "There was an error parsing the body" when json.loads raises anything but a
+    JSONDecodeError: a body that is not UTF-8 (UnicodeDecodeError), JSON nested past Python's recursion
+    limit (RecursionError). Both are malformed JSON: 422 naming the body, as the contract says."""
+    if isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError)):
+        why = "not UTF-8" if isinstance(exc.__cause__, UnicodeDecodeError) else "nested too deeply"
+        return ApiError(422, f"the request body is not valid JSON: {why}", "body", "invalid_json")
+    return ApiError(exc.status_code, str(exc.detail))

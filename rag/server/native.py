@@ -67,6 +67,9 @@ def _limit(text: str, field: str, max_chars: int) -> str:
 async def ask(body: AskRequest, request: Request, who: Authorized) -> dict[str, Any] | Response:
     collection = who.collection(body.collection, "collection")
     text = _limit(body.question, "question", who.server.config.max_question)
+    for n, turn in enumerate(body.history):  # a follow-up is rewritten with them: they count too
+        if len(turn.content) > who.server.config.max_question:
+            _limit(turn.content, f"history[{n}].content", who.server.config.max_question)
     history = tuple(Turn(m.role, m.content) for m in body.history)
     pending = Pending(who.server.queue, who.server.metrics, collection,
                       Question(text, history, body.k, body.mode, body.strict))

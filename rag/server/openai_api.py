@@ -90,8 +90,12 @@ def question_of(request: ChatRequest, max_chars: int) -> Question:
         raise ApiError(422, f"{where}: the question is empty", where)
     if len(text) > max_chars:
         raise ApiError(422, f"{where}: the question is {len(text)} characters, over the limit of {max_chars}", where)
+    for n, message in enumerate(request.messages[:last]):  # a follow-up is rewritten with them: they count too
+        if len(message.text()) > max_chars:
+            raise ApiError(422, f"messages[{n}].content: {len(message.text())} characters, over the limit of "
+                           f"{max_chars}", f"messages[{n}].content")
     history = tuple(Turn(m.role, m.text()) for m in request.messages[:last] if m.role in (USER, ASSISTANT))
-    return Question(text, history[-MAX_TURNS:])
+    return Question(text, history[-MAX_TURNS:], field=where)
 
 
 @router.post("/chat/completions", response_model=None)

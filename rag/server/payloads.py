@@ -70,8 +70,14 @@ def pieces(text: str) -> list[str]:
 def header(evidence: dict[str, Any]) -> str:
     """The `rag` field as the X-RAG header's value: ASCII JSON on one line, closest passages shortened."""
     short = evidence | {"closest": [c | {"text": c["text"][:HEADER_TEXT]} for c in evidence["closest"]]}
-    text = json.dumps(short, ensure_ascii=True, separators=(",", ":"))
+    text = _ascii(short)
     if len(text) > HEADER_MAX:  # clients refuse large header blocks (h11: 16 KiB); the body keeps it all
-        text = json.dumps(short | {"closest": [], "sentences": [], "truncated": True}, ensure_ascii=True,
-                          separators=(",", ":"))
+        text = _ascii(short | {"closest": [], "sentences": [], "truncated": True})
+    if len(text) > HEADER_MAX:  # a long question (a non-ASCII letter is 6 to 12 characters here), many citations
+        cut = {name: short[name][:HEADER_TEXT] for name in ("question", "asked") if name in short}
+        text = _ascii(short | cut | {"closest": [], "sentences": [], "citations": [], "truncated": True})
     return text
+
+
+def _ascii(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
