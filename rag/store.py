@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -117,21 +118,34 @@ def current_snapshot(index_dir: Path) -> Path | None:
     return index_dir / name
 
 
+def _read_meta(snapshot_dir: Path) -> dict[str, Any]:
+    meta_file = snapshot_dir / META
+    try:
+        raw: dict[str, Any] = json.loads(meta_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"cannot read {meta_file}: {exc}; rebuild with `rag ingest --rebuild`") from exc
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"{meta_file} has format version {raw.get('format_version')}, this program reads "
+            f"{FORMAT_VERSION}; rebuild with `rag ingest --rebuild`"
+        )
+    return raw
+
+
+def published_meta(index_dir: Path) -> IndexMeta:
+    """What the published snapshot was built with, read without opening its vectors or catalog."""
+    snap = current_snapshot(index_dir)
+    if snap is None:
+        raise IndexNotFound(f"no index at {index_dir}; build one with `rag ingest PATH... --index {index_dir}`")
+    return IndexMeta(**_read_meta(snap)["index"])
+
+
 class Snapshot:
     """A read-only published snapshot. Cheap to keep open; never changes underneath."""
 
     def __init__(self, path: Path, verify: bool = True) -> None:
         self.path = path
-        meta_file = path / META
-        try:
-            raw = json.loads(meta_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise IndexCorrupt(f"cannot read {meta_file}: {exc}; rebuild with `rag ingest --rebuild`") from exc
-        if raw.get("format_version") != FORMAT_VERSION:
-            raise IndexMismatch(
-                f"{meta_file} has format version {raw.get('format_version')}, this program reads "
-                f"{FORMAT_VERSION}; rebuild with `rag ingest --rebuild`"
-            )
+        raw = _read_meta(path)
         self.meta = IndexMeta(**raw["index"])
         self.checksums: dict[str, str] = raw["checksums"]
         self.created_at: float = raw["created_at"]

@@ -379,3 +379,29 @@ def test_flags_win_over_the_config_file_and_rag_keys_over_the_default(tmp_path: 
     assert {c.name: c.index for c in config.collections} == {"bank": tmp_path / "c", "docs": tmp_path / "b"}
     flagged = config_from(parser.parse_args(["--config", str(toml), "--keys", "k.sqlite"]), Settings(keys="x"))
     assert flagged.keys == Path("k.sqlite")
+
+
+def test_collections_over_one_model_share_one_embedder(tmp_path: Path, tokenizer: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two collections built with the same model, and a rebuild of one, load the model once."""
+    from rag.server import collections
+
+    made: list[tuple[str, str]] = []
+
+    def make(name: str, backend: str) -> FakeEmbedder:
+        made.append((name, backend))
+        return FakeEmbedder(tokenizer, name)
+
+    monkeypatch.setattr(collections, "make_embedder", make)
+    corpora = {}
+    for name, marker in MARKERS.items():
+        corpora[name] = tmp_path / f"corpus-{name}"
+        corpora[name].mkdir()
+        (corpora[name] / FILES[name]).write_text(f"# Limits\n\nThe daily limit is 3500 {marker} dollars.\n")
+        Index(tmp_path / name, embedder=FakeEmbedder(tokenizer)).ingest([corpora[name]], progress=False)
+    shared = collections.SharedEmbedders()
+    bank, docs, writer = shared.open(tmp_path / "bank"), shared.open(tmp_path / "docs"), shared.open(tmp_path / "bank")
+    assert MARKERS["bank"] in bank.search("daily limit", 1, "dense")[0].text
+    assert MARKERS["docs"] in docs.search("daily limit", 1, "dense")[0].text
+    assert writer.ingest([corpora["bank"]], progress=False).unchanged == 1
+    assert made == [("fake-hash", "fake")]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rag import verify
 from rag.answer import AnswerConfig
+from rag.embed import Embedder, make_embedder
 from rag.generate import backends
 from rag.generate.backends import Generator, Sampling
 from rag.generate.weights import DEFAULT_GENERATOR
@@ -30,6 +31,7 @@ from rag.server.config import CollectionSpec, ServeConfig
 from rag.server.errors import ApiError
 from rag.service import FileRow, LocalService
 from rag.settings import Settings
+from rag.store import published_meta
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,24 @@ class Collection:
                 "seconds": round(report.seconds, 3), "snapshot": report.snapshot}
 
 
+class SharedEmbedders:
+    """Opens indexes with one embedder per (model, backend) for the whole process: collections built
+    with the same model, and each one's rebuilds, share one loaded copy instead of one each (an ONNX
+    Runtime session and a torch model in inference both run from several threads at once)."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[tuple[str, str], Embedder] = {}
+        self.lock = threading.Lock()
+
+    def open(self, path: Path) -> Index:
+        meta = published_meta(path)  # what it was built with (checked again on every use)
+        key = (meta.embedder, meta.embedder_backend)
+        with self.lock:
+            if key not in self.loaded:
+                self.loaded[key] = make_embedder(*key)
+            return Index(path, embedder=self.loaded[key])
+
+
 class Collections:
     """The served collections by name."""
 
@@ -188,7 +208,9 @@ class Collections:
         """Every collection of `config` opened, and the models loaded once for all of them."""
         shared = models() if models else Models.load(config, settings)
         shared.warm()
-        loaded = cls([Collection(spec, shared, strict=config.strict or settings.strict) for spec in config.collections])
+        embedders = SharedEmbedders()
+        loaded = cls([Collection(spec, shared, strict=config.strict or settings.strict, open_index=embedders.open)
+                      for spec in config.collections])
         for collection in loaded.by_name.values():
             collection.open()
         return loaded
