@@ -141,10 +141,17 @@ class LocalService:
             rows[path] = FileRow(self._relative(path), "failed", 0, None, error)
         for found in self.corpus.rglob("*"):
             full = str(found.resolve())
-            hidden = any(part.startswith(".") for part in found.relative_to(self.corpus).parts)
-            if found.is_file() and not hidden and found.suffix.lower() in uploads.ALLOWED and full not in rows:
+            if self._document(found) and full not in rows:
                 rows[full] = FileRow(self._relative(full), "not indexed", 0, None)
         return sorted(rows.values(), key=lambda r: r.path)
+
+    def _document(self, path: Path) -> bool:
+        """Whether `path` is one of the corpus's documents: a file of an allowed type, not hidden, inside the
+        corpus. Only these are listed or removed (never `.git/...`, or other files kept beside them)."""
+        corpus = self.corpus.resolve()
+        resolved = path.resolve()
+        return (resolved.is_relative_to(corpus) and resolved.is_file() and resolved.suffix.lower() in uploads.ALLOWED
+                and not any(part.startswith(".") for part in resolved.relative_to(corpus).parts))
 
     def _relative(self, path: str) -> str:
         try:
@@ -158,11 +165,11 @@ class LocalService:
     def remove(self, relative: str) -> None:
         """Delete a corpus file (the next rebuild drops it from the index)."""
         if "\0" in relative:  # the OS calls below would raise ValueError (a 500 from the server)
-            raise uploads.UploadError(f"{relative!r} is not a file of the corpus")
-        target = (self.corpus / relative).resolve()
-        if not target.is_relative_to(self.corpus.resolve()) or not target.is_file():
-            raise uploads.UploadError(f"{relative!r} is not a file of the corpus")
-        target.unlink()
+            raise uploads.UploadError(f"{relative!r} is not a document of the corpus")
+        target = self.corpus / relative
+        if not self._document(target):
+            raise uploads.UploadError(f"{relative!r} is not a document of the corpus")
+        target.resolve().unlink()
 
     def rebuild(self, progress: Progress) -> IngestReport:
         with self.lock:

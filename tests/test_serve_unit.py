@@ -64,12 +64,13 @@ def serve(tmp_path: Path, tokenizer: Any) -> Iterator[Callable[..., tuple[TestCl
         Index(tmp_path / f"index-{name}", embedder=FakeEmbedder(tokenizer)).ingest([corpus], progress=False)
 
     def start(queue: int = 8, max_body: int = 25 * 2**20, corpus: bool = True,
-              load: Callable[[], object] = lambda: None) -> tuple[TestClient, FakeGenerator]:
+              load: Callable[[], object] = lambda: None, host: str = "127.0.0.1") -> tuple[TestClient, FakeGenerator]:
         generator = FakeGenerator()
         models = Models(generator, None, None)
         specs = [CollectionSpec(n, tmp_path / f"index-{n}", (tmp_path / f"corpus-{n}") if corpus else None)
                  for n in MARKERS]
-        config = ServeConfig(specs, keys=tmp_path / "keys.sqlite", queue=queue, max_body=max_body, max_question=200)
+        config = ServeConfig(specs, host=host, keys=tmp_path / "keys.sqlite", queue=queue, max_body=max_body,
+                             max_question=200)
 
         def loaded() -> Collections:
             load()
@@ -323,6 +324,38 @@ def test_a_public_address_is_refused_without_keys(tmp_path: Path) -> None:
     assert run.returncode == 2 and "refusing to listen on 0.0.0.0" in run.stderr and "rag keys create" in run.stderr
     KeyStore(tmp_path / "keys.sqlite").create(["bank"])
     assert refusal(config) is None
+
+
+def test_a_public_server_never_opens_when_its_last_key_is_revoked_or_its_store_removed(
+        tmp_path: Path, serve: Callable[..., Any]) -> None:
+    store = KeyStore(tmp_path / "keys.sqlite")
+    made, secret = store.create(["bank"])
+    client = ready(serve(host="0.0.0.0")[0])
+    assert client.get("/v1/models", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    store.revoke(made.id)
+    assert error(client.get("/v1/models"), 401)["code"] == "missing_api_key"
+    (tmp_path / "keys.sqlite").unlink()
+    assert error(client.post("/v1/search", json={"collection": "bank", "query": "limit"}), 401)
+    assert "zebracrumb" not in client.post("/v1/search", json={"collection": "bank", "query": "limit"}).text
+
+
+def test_collections_may_not_share_or_nest_their_folders(tmp_path: Path) -> None:
+    """A key for one collection would list, delete or (by a rebuild) index the other's files."""
+    for folder in ("i1", "i2", "c1/inner"):
+        (tmp_path / folder).mkdir(parents=True)
+
+    def spec(name: str, index: str, corpus: str | None = None) -> CollectionSpec:
+        return CollectionSpec(name, tmp_path / index, tmp_path / corpus if corpus else None)
+
+    refused = {"the same index": [spec("a", "i1"), spec("b", "i1")],
+               "a corpus inside another": [spec("a", "i1", "c1"), spec("b", "i2", "c1/inner")],
+               "an index inside its corpus": [spec("a", "c1/inner", "c1")],
+               "an index inside another's corpus": [spec("a", "i1", "c1"), spec("b", "c1/inner")]}
+    for case, specs in refused.items():
+        with pytest.raises(ConfigError, match="overlap|lies inside its corpus"):
+            ServeConfig(specs).check()
+            pytest.fail(f"{case} was accepted")
+    ServeConfig([spec("a", "i1", "c1"), spec("b", "i2")]).check()
 
 
 def test_a_follow_up_is_answered_as_the_question_it_stands_for(serve: Callable[..., Any]) -> None:

@@ -173,8 +173,13 @@ def test_local_service_lists_files_shows_context_and_removes_only_corpus_files(t
     source = str((corpus / "sample.txt").resolve())
     text, start, end = local.context(source, 4, 10, None)
     assert text[start:end] == (corpus / "sample.txt").read_text()[4:10]
-    with pytest.raises(uploads.UploadError, match="is not a file of the corpus"):
+    with pytest.raises(uploads.UploadError, match="is not a document of the corpus"):
         local.remove("../idx/CURRENT")
+    (corpus / "notes.sqlite").write_text("kept beside the documents")
+    for not_listed in (".hidden.md", "notes.sqlite"):  # only what the listing shows can be removed
+        with pytest.raises(uploads.UploadError, match="is not a document of the corpus"):
+            local.remove(not_listed)
+        assert (corpus / not_listed).exists()
     local.remove("later.md")
     assert not (corpus / "later.md").exists()
 

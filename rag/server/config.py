@@ -83,7 +83,26 @@ class ServeConfig:
                 if folder is not None and not folder.is_dir():
                     raise ConfigError(f"collection {spec.name!r}: its {what} folder {folder} does not exist"
                                       + (" (build it with rag ingest CORPUS --index INDEX)" if what == "index" else ""))
+        self._check_apart()
         return self
+
+    def _check_apart(self) -> None:
+        """No two collections may share a folder or hold one in the other's corpus (a key for one would list,
+        delete or, by a rebuild, index the other's files), and no index may lie inside a corpus (a rebuild
+        would index the index)."""
+        folders = [(spec.name, what, folder.resolve()) for spec in self.collections
+                   for what, folder in (("index", spec.index), ("corpus", spec.corpus)) if folder is not None]
+        for name, what, folder in folders:
+            for other, other_what, other_folder in folders:
+                if (name, what) == (other, other_what):
+                    continue
+                inside = other_what == "corpus" and folder.is_relative_to(other_folder)
+                if name != other and (folder == other_folder or inside):
+                    raise ConfigError(f"collections {name!r} and {other!r} overlap: the {what} folder {folder} "
+                                      f"is the {other_what} folder {other_folder} or inside it; give each its own")
+                if name == other and inside:
+                    raise ConfigError(f"collection {name!r}: its index folder {folder} lies inside its corpus "
+                                      f"{other_folder} (a rebuild would index the index); keep them apart")
 
 
 def load_toml(path: Path) -> ServeConfig:

@@ -1,6 +1,7 @@
 """Prometheus metrics of one server (their own registry, so two apps in one test process do not
 collide). Labels are route templates, methods, status codes and abstain reasons: never a
-collection name, a source, a question or a key, so /metrics tells one caller nothing of another's."""
+collection name, a source, a question or a key: /metrics (open, as a scrape target is) shows totals over
+every caller, never what a caller asked or of which collection."""
 
 from __future__ import annotations
 

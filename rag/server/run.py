@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys", type=Path, help=f"the key store (default $RAG_KEYS or {DEFAULT_KEYS})")
     parser.add_argument("--generator", help="the generator (default $RAG_GENERATOR or the shipped one)")
     parser.add_argument("--server", help="an OpenAI-compatible server running the generator (default $RAG_SERVER)")
-    parser.add_argument("--strict", action="store_true", default=None, help="drop unsupported sentences")
+    parser.add_argument("--strict", action="store_true", default=None,
+                        help="drop unsupported sentences, as rag ask --strict (with the reader the server loads, "
+                             "only wholly supported drafts are kept anyway)")
     parser.add_argument("--queue", type=int, help="answers waiting for the models at most (default 8)")
     parser.add_argument("--max-question", type=int, help="characters of a question at most (default 2000)")
 
