@@ -438,3 +438,21 @@ def test_collections_over_one_model_share_one_embedder(tmp_path: Path, tokenizer
     assert MARKERS["docs"] in docs.search("daily limit", 1, "dense")[0].text
     assert writer.ingest([corpora["bank"]], progress=False).unchanged == 1
     assert made == [("fake-hash", "fake")]
+
+
+def test_a_request_without_a_valid_key_is_refused_before_its_body_is_read(tmp_path: Path,
+                                                                          serve: Callable[..., Any]) -> None:
+    """FastAPI reads a body before any dependency runs: the key is checked first, so a caller with no key
+    cannot make the server parse an upload (the body below is not even multipart)."""
+    KeyStore(tmp_path / "keys.sqlite").create(["bank"])
+    client = ready(serve()[0])
+    read: list[int] = []
+
+    def body() -> Iterator[bytes]:
+        for _ in range(4):
+            read.append(1)
+            yield b"x" * 2**20
+
+    response = client.post("/v1/collections/bank/documents", content=body(),
+                           headers={"Content-Type": "multipart/form-data; boundary=b", "Authorization": "Bearer no"})
+    assert error(response, 401) and len(read) <= 1

@@ -21,7 +21,7 @@ from rag.server.config import ServeConfig
 from rag.server.errors import ApiError, from_validation
 from rag.server.limits import BodyLimit
 from rag.server.metrics import MetricsMiddleware
-from rag.server.state import LOADING_RETRY, Server
+from rag.server.state import LOADING_RETRY, KeyBeforeBody, Server
 
 
 def create_app(config: ServeConfig, load: Callable[[], Collections]) -> FastAPI:
@@ -53,6 +53,7 @@ def create_app(config: ServeConfig, load: Callable[[], Collections]) -> FastAPI:
     def metrics() -> Response:
         return Response(server.metrics.text(), media_type="text/plain; version=0.0.4")
 
+    app.add_middleware(KeyBeforeBody, server=server)  # inside the body limit: a 413 needs no key lookup
     app.add_middleware(BodyLimit, max_bytes=config.max_body)
     app.add_middleware(MetricsMiddleware, metrics=server.metrics)  # outermost: it counts the 413s too
     return app

@@ -7,9 +7,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
 
 from rag.server.collections import Collection, Collections
 from rag.server.config import ServeConfig
@@ -76,22 +77,48 @@ def server_of(request: Request) -> Server:
     return server
 
 
-def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
-    """The auth dependency of every /v1 route: a valid key when the store holds any (401 otherwise),
-    its rate spent (429). Only a loopback server is ever open: one on another address keeps asking
-    for a key after its last key is revoked or its store removed (then nobody gets in)."""
-    server = server_of(request)
-    scheme, _, secret = (authorization or "").partition(" ")
+def authenticate(server: Server, authorization: str | None) -> Key | None:
+    """The caller's key: None on an open server (loopback, no active key), else a valid key or 401.
+    Only a loopback server is ever open: one on another address keeps asking for a key after its
+    last key is revoked or its store removed (then nobody gets in)."""
     if server.config.loopback and not server.keys.any_active():
-        return Caller(server, None)
+        return None
+    scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(401, "no API key: send the header 'Authorization: Bearer KEY'", code="missing_api_key")
     key = server.keys.verify(secret.strip())
     if key is None:
         raise ApiError(401, "the API key is not valid (unknown or revoked)")
-    if key.rate is not None:
+    return key
+
+
+def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    """The auth dependency of every /v1 route: `authenticate`, then the key's rate spent (429)."""
+    server = server_of(request)
+    key = authenticate(server, authorization)
+    if key is not None and key.rate is not None:
         server.limiter.take(key.id, key.rate)
     return Caller(server, key)
+
+
+class KeyBeforeBody:
+    """ASGI middleware: a /v1 request without a valid key is answered 401 before its body is read.
+    FastAPI reads and parses a body (JSON, or multipart spooled to disk, up to the size limit) before
+    any dependency runs, so without this a caller with no key could make the server do that work."""
+
+    def __init__(self, app: Any, server: Server) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            try:
+                authenticate(self.server, header or None)
+            except ApiError as error:
+                await JSONResponse(error.body(), error.status, error.headers)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 Authorized = Annotated[Caller, Depends(caller)]
