@@ -30,12 +30,14 @@ import uvicorn
 
 from rag.generate.backends import Messages, Sampling
 from rag.index import Index
+from rag.reader import SpanReader
 from rag.server.app import create_app
 from rag.server.collections import Collection, Collections, Models
 from rag.server.config import CollectionSpec, ServeConfig
 from rag.server.keys import KeyStore, Rate
 from tests.conftest import FakeEmbedder, Scripted
 from tests.served import free_port
+from tests.test_pipeline import FakeReader
 
 MAX_BODY = 64 * 1024
 MAX_QUESTION = 2000  # the server's default
@@ -100,14 +102,22 @@ def built(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
 
 @pytest.fixture
 def server(built: Path, tmp_path: Path, tokenizer: Any) -> Iterator[Running]:
+    with serving(built, tmp_path, tokenizer) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serving(built: Path, tmp_path: Path, tokenizer: Any, queue: int = QUEUE,
+            reader: SpanReader | None = None) -> Iterator[Running]:
+    """A copy of `built` served with the held generator and `reader` (None: the generator answers alone)."""
     shutil.copytree(built, tmp_path, dirs_exist_ok=True)
     specs = [CollectionSpec(name, tmp_path / f"index-{name}", tmp_path / f"corpus-{name}") for name in NAMES]
     generator = Held()
-    config = ServeConfig(specs, keys=tmp_path / "keys.sqlite", queue=QUEUE, max_body=MAX_BODY,
+    config = ServeConfig(specs, keys=tmp_path / "keys.sqlite", queue=queue, max_body=MAX_BODY,
                          max_question=MAX_QUESTION)
 
     def load() -> Collections:
-        models = Models(generator, None, None)
+        models = Models(generator, reader, None)
         return Collections([Collection(s, models, open_index=lambda path: Index(path, embedder=Slow(tokenizer)))
                             for s in specs])
 
@@ -375,6 +385,22 @@ def test_a_caller_who_hangs_up_while_answered_gives_up_its_question(server: Runn
     assert time.monotonic() - started < 15
 
 
+def test_a_caller_who_hangs_up_stops_an_answer_checked_by_a_reader(built: Path, tmp_path: Path,
+                                                                  tokenizer: Any) -> None:
+    """With a reader the pipeline yields nothing until the draft is generated and checked, so the
+    question's generator itself must stop once its caller has gone."""
+    with serving(built, tmp_path, tokenizer, reader=FakeReader("3500", 5.0)) as server:
+        server.generator.pause = 0.3  # 15 words: 4.5 s an answer
+        for path, body in [*STREAMS, ("/v1/chat/completions", CHAT)]:
+            finished = server.generator.finished
+            asyncio.run(hang_up_while_answering(server.url, path, body, server.generator))
+            started = time.monotonic()
+            served = httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=60)
+            assert served.status_code == 200 and "3500" in served.json()["choices"][0]["message"]["content"]
+            assert server.generator.finished == finished + 1, f"{path}: the abandoned answer was run to its end"
+            assert time.monotonic() - started < 4.5 + 3, f"{path}: the next question waited for the abandoned one"
+
+
 async def many_at_once(url: str, n: int, body: dict[str, Any]) -> list[httpx.Response]:
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         return list(await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(n))))
@@ -429,3 +455,35 @@ def test_a_burst_past_a_keys_rate_is_429_with_retry_after(server: Running) -> No
     assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 9
     for refused in (r for r in responses if r.status_code == 429):
         assert error(refused, 429)["type"] == "rate_limit_error" and int(refused.headers["Retry-After"]) >= 1
+
+
+async def asked_by(url: str, key: str, n: int) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
+        return list(await asyncio.gather(*(client.post("/v1/chat/completions", json=CHAT) for _ in range(n))))
+
+
+async def two_keys_at_once(url: str, greedy: str, other: str, late: float) -> tuple[list[httpx.Response], ...]:
+    """`greedy` asks four questions at once; `other` asks one `late` seconds after."""
+    async def later() -> list[httpx.Response]:
+        await asyncio.sleep(late)
+        return await asked_by(url, other, 1)
+
+    return tuple(await asyncio.gather(asked_by(url, greedy, 4), later()))
+
+
+def test_one_key_cannot_fill_the_queue_for_the_others(built: Path, tmp_path: Path, tokenizer: Any) -> None:
+    with serving(built, tmp_path, tokenizer, queue=8) as server:
+        store = KeyStore(server.root / "keys.sqlite")
+        (_, greedy), (_, other) = store.create(["bank"], "greedy"), store.create(["bank"], "other")
+        server.generator.gate.clear()  # every answer waits until the refusals have been seen
+        held = 3.0
+        threading.Timer(held, server.generator.gate.set).start()
+        mine, theirs = asyncio.run(two_keys_at_once(server.url, greedy, other, late=0.5))
+        assert sorted(r.status_code for r in mine) == [200, 200, 429, 429], [r.text[:200] for r in mine]
+        for refused in (r for r in mine if r.status_code == 429):
+            body = error(refused, 429)
+            assert body["code"] == "too_many_questions" and int(refused.headers["Retry-After"]) >= 1
+            assert "this key already has 2 questions waiting or being answered" in body["message"], body
+            assert refused.elapsed.total_seconds() < held  # refused at once, not after the wait
+        assert [r.status_code for r in theirs] == [200], theirs[0].text[:300]
+        assert asyncio.run(asked_by(server.url, greedy, 1))[0].status_code == 200  # its share is free again

@@ -23,6 +23,7 @@ from rag.server.app import create_app
 from rag.server.collections import Collection, Collections, Models
 from rag.server.config import CollectionSpec, ConfigError, ServeConfig, load_toml
 from rag.server.keys import KeyStore, Rate
+from rag.server.limits import AnswerQueue, KeyBusy, QueueFull
 from rag.server.run import refusal
 from tests.conftest import FakeEmbedder, rag_env
 
@@ -246,6 +247,28 @@ def test_a_full_queue_answers_503_at_once(serve: Callable[..., Any]) -> None:
     worker.join(10)
     assert first[0].status_code == 200
     assert client.post("/v1/chat/completions", json=chat("bank")).status_code == 200  # the slot is free again
+
+
+def test_a_key_holds_at_most_its_share_of_the_queue_and_gets_it_back() -> None:
+    queue = AnswerQueue(waiting=3, per_key=2)
+    gate = threading.Event()
+    try:
+        mine = [queue.submit(lambda: gate.wait(10), "k1") for _ in range(2)]
+        with pytest.raises(KeyBusy) as busy:
+            queue.submit(lambda: True, "k1")
+        assert busy.value.status == 429 and busy.value.retry_after and "already has 2 questions" in busy.value.message
+        others = [queue.submit(lambda: gate.wait(10), None),  # a key-less server's callers are not capped
+                  queue.submit(lambda: gate.wait(10), "k2")]
+        with pytest.raises(KeyBusy):  # the key's cap is told before the full queue
+            queue.submit(lambda: True, "k1")
+        with pytest.raises(QueueFull):
+            queue.submit(lambda: True, "k3")
+        gate.set()
+        assert all(f.result(10) for f in mine + others)  # answered in turn: k1's were done before the last
+        assert queue.submit(lambda: True, "k1").result(10)
+    finally:
+        gate.set()
+        queue.close()
 
 
 def test_bad_requests_name_the_field(serve: Callable[..., Any]) -> None:

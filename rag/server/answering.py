@@ -3,19 +3,22 @@
 The answer is made whole before anything of it is sent: the pipeline's draft may be replaced by
 its decision (the reader's span, or an abstention), and a caller must never be streamed text
 that is later taken back. A caller that goes away cancels its question (dropped if still
-waiting, stopped between two generated pieces if running), and the worker moves on."""
+waiting, stopped between two generated pieces if running: the question's generator is wrapped
+in `Cancellable`, as with a reader the pipeline yields nothing until the draft is generated and
+checked), and the worker moves on."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from rag.answer import Answer, AnswerConfig
 from rag.conversation import Turn
-from rag.generate.backends import Generator, GeneratorError
+from rag.generate.backends import Generator, GeneratorError, Messages, Sampling
 from rag.generate.prompt import QuestionTooLong
 from rag.server.collections import Collection
 from rag.server.errors import ApiError
@@ -42,9 +45,39 @@ class Cancelled(Exception):
     """The caller went away while its answer was being made."""
 
 
+class Cancellable:
+    """The shared generator as one question uses it: its stream raises Cancelled between two pieces once
+    the caller has gone. Checking only between the pipeline's events is not enough: with a reader (as
+    `rag serve` always has) the pipeline yields nothing until the whole draft is generated and checked."""
+
+    def __init__(self, inner: Generator, cancelled: threading.Event) -> None:
+        self.inner = inner
+        self.cancelled = cancelled
+        self.name = inner.name
+
+    @property
+    def context_tokens(self) -> int:
+        return self.inner.context_tokens
+
+    def count_tokens(self, messages: Messages) -> int:
+        return self.inner.count_tokens(messages)
+
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        self._check()
+        for piece in self.inner.stream(messages, sampling):
+            self._check()
+            yield piece
+
+    def _check(self) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled
+
+
 def make(collection: Collection, question: Question, cancelled: threading.Event) -> Served:
     """Run the pipeline to its final answer (on the answering worker)."""
-    pipeline = collection.pipeline(question.k, question.mode, question.strict)
+    shared = collection.models.generator
+    generator = Cancellable(shared, cancelled) if shared is not None else None
+    pipeline = collection.pipeline(question.k, question.mode, question.strict, generator)
     answer: Answer | None = None
     try:
         for event in pipeline.stream(question.text, question.history):
@@ -77,10 +110,12 @@ def completion_tokens(generator: Generator | None, text: str) -> int:
 class Pending:
     """A question on the answering queue; `result()` awaits it, `cancel()` gives it up."""
 
-    def __init__(self, queue: AnswerQueue, metrics: Metrics, collection: Collection, question: Question) -> None:
+    def __init__(self, queue: AnswerQueue, metrics: Metrics, collection: Collection, question: Question,
+                 key_id: str | None) -> None:
         self.cancelled = threading.Event()
         self.metrics = metrics
-        self.future = queue.submit(lambda: make(collection, question, self.cancelled))  # 503 now if full
+        # 429 now if the key (None: a key-less server) has its share in flight, 503 if the queue is full
+        self.future = queue.submit(lambda: make(collection, question, self.cancelled), key_id)
         self.waiting = asyncio.wrap_future(self.future)
 
     async def result(self) -> Served:

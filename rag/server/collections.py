@@ -113,11 +113,14 @@ class Collection:
         with self.lock:
             return self.index.search(query, k, mode)
 
-    def pipeline(self, k: int = AnswerConfig.k, mode: str = "hybrid", strict: bool | None = None) -> Pipeline:
-        """A pipeline over this collection with the shared models (cheap: nothing is loaded)."""
+    def pipeline(self, k: int = AnswerConfig.k, mode: str = "hybrid", strict: bool | None = None,
+                 generator: Generator | None = None) -> Pipeline:
+        """A pipeline over this collection with the shared models (cheap: nothing is loaded); `generator`, when
+        given, stands for the shared one (rag.server.answering wraps it so that a caller who leaves stops it)."""
         with self.lock:
-            built = Pipeline.build(self.index, self.models.generator, AnswerConfig(k=k), self.models.reader,
-                                   self.models.verifier, self.strict if strict is None else strict, mode)
+            built = Pipeline.build(self.index, generator or self.models.generator, AnswerConfig(k=k),
+                                   self.models.reader, self.models.verifier,
+                                   self.strict if strict is None else strict, mode)
         built.answerer.retriever = Locked(built.answerer.retriever, self.lock)
         return built
 

@@ -1,7 +1,8 @@
 """What keeps one caller, or too many, from starving the rest: a token bucket per key (429 with
 Retry-After), one answering worker with a bounded queue in front of it (503 with Retry-After when
 full, never a hang: the models answer one question at a time, and two at once would each take
-twice as long on a small machine), and a cap on request bodies (413)."""
+twice as long on a small machine), a cap on one key's share of that queue (429), and a cap on
+request bodies (413)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from rag.server.errors import ApiError
 from rag.server.keys import Rate
 
 T = TypeVar("T")
+PER_KEY = 2
+"""Answers one key may have waiting or being answered at once. The queue is shared: without this cap one key
+asking many questions at once would fill it and every other key would get 503. Two, not one, so that a
+caller may send its next question while its last is answered; a constant, not a setting, as nobody has yet
+needed another value. A key-less server (loopback only, one operator) has no cap: its callers all share
+one address, so a cap per address would only shrink the queue."""
 
 
 class RateLimiter:
@@ -47,26 +54,43 @@ class QueueFull(ApiError):
                          retry_after=retry_after)
 
 
-class AnswerQueue:
-    """One worker thread running answers in turn; at most `waiting` more may wait for it."""
+class KeyBusy(ApiError):
+    def __init__(self, held: int, retry_after: int) -> None:
+        super().__init__(429, f"this key already has {held} questions waiting or being answered; retry in "
+                         f"{retry_after} s", code="too_many_questions", retry_after=retry_after)
 
-    def __init__(self, waiting: int, on_depth: Callable[[int], None] = lambda depth: None) -> None:
+
+class AnswerQueue:
+    """One worker thread running answers in turn; at most `waiting` more may wait for it, and at most
+    `per_key` of all those of one key."""
+
+    def __init__(self, waiting: int, on_depth: Callable[[int], None] = lambda depth: None,
+                 per_key: int = PER_KEY) -> None:
         self.capacity = waiting + 1  # the one being answered, and those waiting
+        self.per_key = per_key
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-answer")
         self.lock = threading.Lock()
         self.in_flight = 0
+        self.by_key: dict[str, int] = {}  # key id -> its answers in flight
         self.seconds = 5.0  # a running estimate of one answer's time, for Retry-After
         self.on_depth = on_depth
 
-    def submit(self, job: Callable[[], T]) -> Future[T]:
-        """Queue `job`, or raise QueueFull (503). Cancelling the future of a job still waiting drops it."""
+    def submit(self, job: Callable[[], T], key_id: str | None = None) -> Future[T]:
+        """Queue `job` of `key_id` (None: a key-less server, no cap per key), or raise KeyBusy (429) or
+        QueueFull (503). Cancelling the future of a job still waiting drops it."""
         with self.lock:
+            wait = max(1, math.ceil(self.seconds * self.in_flight))  # until every answer now in flight is done
+            held = self.by_key.get(key_id, 0) if key_id is not None else 0
+            if held >= self.per_key:
+                raise KeyBusy(held, wait)
             if self.in_flight >= self.capacity:
-                raise QueueFull(max(1, math.ceil(self.seconds * self.in_flight)))
+                raise QueueFull(wait)
             self.in_flight += 1
+            if key_id is not None:
+                self.by_key[key_id] = held + 1
             self.on_depth(self.in_flight)
         future = self.pool.submit(self._timed, job)
-        future.add_done_callback(self._done)
+        future.add_done_callback(lambda _: self._done(key_id))
         return future
 
     def _timed(self, job: Callable[[], T]) -> T:
@@ -76,9 +100,13 @@ class AnswerQueue:
         finally:
             self.seconds = 0.8 * self.seconds + 0.2 * (time.monotonic() - began)
 
-    def _done(self, _: Future[Any]) -> None:
+    def _done(self, key_id: str | None) -> None:
         with self.lock:
             self.in_flight -= 1
+            if key_id is not None:
+                self.by_key[key_id] -= 1
+                if not self.by_key[key_id]:
+                    del self.by_key[key_id]
             self.on_depth(self.in_flight)
 
     def close(self) -> None:

@@ -72,7 +72,7 @@ async def ask(body: AskRequest, request: Request, who: Authorized) -> dict[str, 
             _limit(turn.content, f"history[{n}].content", who.server.config.max_question)
     history = tuple(Turn(m.role, m.content) for m in body.history)
     pending = Pending(who.server.queue, who.server.metrics, collection,
-                      Question(text, history, body.k, body.mode, body.strict))
+                      Question(text, history, body.k, body.mode, body.strict), who.key.id if who.key else None)
     if body.stream:
         return StreamingResponse(_events(pending, collection), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
     served = await pending.result_for(request)

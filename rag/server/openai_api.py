@@ -104,7 +104,8 @@ async def chat(body: ChatRequest, request: Request, who: Authorized) -> Response
     also go in the X-RAG header, which LangChain's ChatOpenAI shows (include_response_headers=True)."""
     collection = who.collection(body.model, "model")
     question = question_of(body, who.server.config.max_question)
-    served = await Pending(who.server.queue, who.server.metrics, collection, question).result_for(request)
+    pending = Pending(who.server.queue, who.server.metrics, collection, question, who.key.id if who.key else None)
+    served = await pending.result_for(request)
     if served is None:
         return Response(status_code=CLIENT_GONE)
     head = {"id": f"chatcmpl-{secrets.token_hex(12)}", "created": int(time.time()), "model": collection.name,
