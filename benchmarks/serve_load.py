@@ -131,14 +131,15 @@ def for_seconds(seconds: float) -> Callable[[], bool]:
 
 # -- (b): streamed chat ---------------------------------------------------------------------------
 
-async def one_chat(http: httpx.AsyncClient, question: str, tally: Tally, hang_after: float) -> float:
-    """Ask one streamed question; record it; the seconds to wait before the next (Retry-After)."""
+async def one_chat(http: httpx.AsyncClient, question: str, tally: Tally, hang_after: float, key: str) -> float:
+    """Ask one streamed question with `key`; record it; the seconds to wait before the next (Retry-After)."""
     body = {"model": "demo", "stream": True, "messages": [{"role": "user", "content": question}]}
     began = time.perf_counter()
     first: float | None = None
     events: list[Any] = []
     try:
-        async with asyncio.timeout(hang_after), http.stream("POST", "/v1/chat/completions", json=body) as response:
+        async with asyncio.timeout(hang_after), http.stream("POST", "/v1/chat/completions", json=body,
+                                                            headers={"Authorization": f"Bearer {key}"}) as response:
             tally.statuses[str(response.status_code)] += 1
             if response.status_code in (429, 503):
                 await response.aread()
@@ -186,7 +187,9 @@ def well_formed_stream(events: list[Any]) -> str | None:
 
 
 async def chat_load(http: httpx.AsyncClient, questions: list[str], n: int, most: int, seconds: float,
-                    hang_after: float) -> Tally:
+                    hang_after: float, keys: list[str]) -> Tally:
+    """`n` clients, each with a key of its own (the server holds at most 2 answers a key: one shared key
+    would measure that cap, not the queue)."""
     tally = Tally()
     asked = 0
     over = for_seconds(seconds)
@@ -196,7 +199,7 @@ async def chat_load(http: httpx.AsyncClient, questions: list[str], n: int, most:
         mine = random.Random(seed).sample(questions, len(questions))
         while asked < most and not over():
             asked += 1
-            wait = await one_chat(http, mine[asked % len(mine)], tally, hang_after)
+            wait = await one_chat(http, mine[asked % len(mine)], tally, hang_after, keys[seed % len(keys)])
             await asyncio.sleep(wait)
 
     tally.seconds = await clients(n, client)
@@ -245,16 +248,16 @@ def prepare(args: argparse.Namespace, work: Path) -> dict[str, tuple[Path, Path 
     return {"demo": (work / "index", None), "rebuild": (work / "index-rebuild", corpus)}
 
 
-async def measure(url: str, key: str, args: argparse.Namespace, corpus: Path) -> dict[str, Any]:
+async def measure(url: str, keys: list[str], args: argparse.Namespace, corpus: Path) -> dict[str, Any]:
     questions = [row["question"] for row in read_jsonl(ROOT / "eval" / "demo-questions.jsonl")]
     limits = httpx.Limits(max_connections=max(args.search_clients, args.chat_clients, args.rebuild_clients) + 4)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {keys[0]}"}, timeout=60,
                                  limits=limits) as http:
         figures: dict[str, Any] = {}
         for n in (1, args.search_clients):
             figures[f"search x{n}"] = (await search_load(http, "demo", n, for_seconds(args.seconds))).figures(n)
         for n, most in ((1, args.chat_single), (args.chat_clients, args.chat_questions)):
-            tally = await chat_load(http, questions, n, most, args.chat_seconds, args.hang_after)
+            tally = await chat_load(http, questions, n, most, args.chat_seconds, args.hang_after, keys)
             figures[f"chat x{n}"] = tally.figures(n)
         figures[f"rebuild + search x{args.rebuild_clients}"] = await rebuild_under_load(
             http, corpus, args.rebuild_clients, args.hang_after)
@@ -297,10 +300,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         work = Path(tmp)
         collections = prepare(args, work)
-        _, key = KeyStore(work / "keys.sqlite").create(list(collections), "load")
+        store = KeyStore(work / "keys.sqlite")
+        keys = [store.create(list(collections), f"load-{n}")[1] for n in range(max(1, args.chat_clients))]
         with running(collections, work / "keys.sqlite", work / "serve.log", "--queue", str(args.queue),
                      ready_within=600) as url:
-            figures = asyncio.run(measure(url, key, args, work / "corpus"))
+            figures = asyncio.run(measure(url, keys, args, work / "corpus"))
     print(table(figures))
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "figures": figures},
