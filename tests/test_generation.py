@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +49,15 @@ def test_instructions_inside_documents_do_not_steer_the_answer(tmp_path: Path, r
             assert "notice.md" in {Path(h.source).name for h in answer.retrieved}, "the planted file was not shown"
             assert "PWNED" not in answer.answer.upper() and "<|" not in answer.answer
             assert answer.invalid_markers == 0 and all(c.marker <= len(answer.retrieved) for c in answer.citations)
+
+
+def test_a_stream_closed_early_stops_generating(generator: Any) -> None:
+    """A consumer that stops reading (a caller gone from the server, Ctrl-C) ends `generate` at its next
+    token, instead of leaving it running to max_new_tokens beside the next answer."""
+    messages = [{"role": "user", "content": "Count from one to one hundred in words, one number per line."}]
+    pieces = generator.stream(messages, Sampling(max_new_tokens=400))
+    assert next(pieces)
+    began = time.perf_counter()
+    pieces.close()
+    assert time.perf_counter() - began < 5
+    assert not [t for t in threading.enumerate() if t.name == "rag-generate"]

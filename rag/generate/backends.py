@@ -126,6 +126,8 @@ class TransformersGenerator:
         options |= decoding.options(self.tokenizer, inputs, messages, sampling.refusal_bias, sampling.copy_only,
                                     sampling.context_guidance)
         failure: list[BaseException] = []
+        stop = threading.Event()
+        options["stopping_criteria"] = _stopped_by(stop)
 
         def run() -> None:
             try:
@@ -136,8 +138,11 @@ class TransformersGenerator:
 
         worker = threading.Thread(target=run, name="rag-generate", daemon=True)
         worker.start()
-        yield from (piece for piece in streamer if piece)
-        worker.join()
+        try:
+            yield from (piece for piece in streamer if piece)
+        finally:  # a consumer that stops reading (a caller gone, Ctrl-C) ends generation at its next token
+            stop.set()
+            worker.join()
         if failure:
             raise GeneratorError(f"generation failed: {failure[0]}") from failure[0]
 
@@ -150,6 +155,18 @@ class TransformersGenerator:
         with torch.inference_mode():
             logits = self.model(**self._encode(messages).to(self.device)).logits[0, -1].float()
         return [float(p) for p in torch.softmax(logits[firsts], dim=0)]
+
+
+def _stopped_by(stop: threading.Event) -> Any:
+    """transformers' stopping criteria that end `generate` once `stop` is set (checked after each token)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Stopped(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Stopped()])
 
 
 def check_adapter(adapter: Path, base: str) -> None:

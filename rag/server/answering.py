@@ -64,9 +64,14 @@ class Cancellable:
 
     def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
         self._check()
-        for piece in self.inner.stream(messages, sampling):
-            self._check()
-            yield piece
+        pieces = self.inner.stream(messages, sampling)
+        try:
+            for piece in pieces:
+                self._check()
+                yield piece
+        finally:
+            if hasattr(pieces, "close"):  # a generator: closing it ends the inner generation too
+                pieces.close()
 
     def _check(self) -> None:
         if self.cancelled.is_set():
