@@ -132,12 +132,17 @@ def _read_meta(snapshot_dir: Path) -> dict[str, Any]:
     return raw
 
 
-def published_meta(index_dir: Path) -> IndexMeta:
-    """What the published snapshot was built with, read without opening its vectors or catalog."""
+def published(index_dir: Path) -> Path:
+    """The published snapshot folder, or IndexNotFound saying how to build one."""
     snap = current_snapshot(index_dir)
     if snap is None:
         raise IndexNotFound(f"no index at {index_dir}; build one with `rag ingest PATH... --index {index_dir}`")
-    return IndexMeta(**_read_meta(snap)["index"])
+    return snap
+
+
+def published_meta(index_dir: Path) -> IndexMeta:
+    """What the published snapshot was built with, read without opening its vectors or catalog."""
+    return IndexMeta(**_read_meta(published(index_dir))["index"])
 
 
 class Snapshot:
@@ -165,9 +170,7 @@ class Snapshot:
     def open(cls, index_dir: Path, verify: bool = True) -> Snapshot:
         """Open the published snapshot; retries if a writer swaps it while we open."""
         for _ in range(5):
-            snap = current_snapshot(index_dir)
-            if snap is None:
-                raise IndexNotFound(f"no index at {index_dir}; build one with `rag ingest PATH... --index {index_dir}`")
+            snap = published(index_dir)
             if snap.is_dir():
                 try:
                     return cls(snap, verify)

@@ -479,3 +479,20 @@ def test_a_request_without_a_valid_key_is_refused_before_its_body_is_read(tmp_pa
     response = client.post("/v1/collections/bank/documents", content=body(),
                            headers={"Content-Type": "multipart/form-data; boundary=b", "Authorization": "Bearer no"})
     assert error(response, 401) and len(read) <= 1
+
+
+def test_a_request_looks_its_key_up_once(tmp_path: Path, serve: Callable[..., Any],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The middleware that checks a key before the body leaves it for the route: one key-store lookup each."""
+    headers = key(tmp_path, "bank")
+    client = ready(serve()[0])
+    calls: list[str] = []
+    verify = KeyStore.verify
+
+    def counted(self: KeyStore, secret: str) -> Any:
+        calls.append(secret)
+        return verify(self, secret)
+
+    monkeypatch.setattr(KeyStore, "verify", counted)
+    assert client.post("/v1/search", json={"collection": "bank", "query": "limit"}, headers=headers).status_code == 200
+    assert len(calls) == 1

@@ -62,24 +62,21 @@ def create_app(config: ServeConfig, load: Callable[[], Collections]) -> FastAPI:
 def _errors(app: FastAPI) -> None:
     """Every error as OpenAI's body, FastAPI's own (validation, 404, 405) included."""
 
-    def respond(error: ApiError) -> JSONResponse:
-        return JSONResponse(error.body(), error.status, error.headers)
-
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return respond(exc)
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return respond(from_validation(exc.errors()))
+        return from_validation(exc.errors()).response()
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return respond(_unwrapped(exc))
+        return _unwrapped(exc).response()
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
-        return respond(ApiError(500, f"internal error ({type(exc).__name__})"))
+        return ApiError(500, f"internal error ({type(exc).__name__})").response()
 
 
 def _unwrapped(exc: HTTPException) -> ApiError:

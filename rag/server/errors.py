@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 
 # status -> (type, code), as OpenAI names them
 KINDS = {400: ("invalid_request_error", "bad_request"), 401: ("invalid_request_error", "invalid_api_key"),
@@ -34,11 +35,30 @@ class ApiError(HTTPException):
         kind, code = KINDS.get(self.status, ("invalid_request_error", "error"))
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code or code}}
 
+    def response(self) -> JSONResponse:
+        """This error as the server answers it (also an ASGI app, for the middlewares answering before a route)."""
+        return JSONResponse(self.body(), self.status, self.headers)
+
 
 def not_found(name: str, param: str | None) -> ApiError:
     """The one answer for a collection that does not exist and for one the key was not granted (`param`: the
     field that named it, which depends on the endpoint only)."""
     return ApiError(404, f"collection {name!r} not found", param, "model_not_found")
+
+
+def within(text: str, field: str, max_chars: int) -> str:
+    """`text`, or 422 naming `field` when it is over `max_chars` (a question, a search query, and each earlier
+    turn of a conversation, since a follow-up is rewritten with them)."""
+    if len(text) > max_chars:
+        raise ApiError(422, f"{field}: {len(text)} characters, over the limit of {max_chars}", field)
+    return text
+
+
+def required(text: str, field: str, max_chars: int) -> str:
+    """`text` stripped, or 422 naming `field` when it is empty or over `max_chars`."""
+    if not text.strip():
+        raise ApiError(422, f"{field}: is empty", field)
+    return within(text, field, max_chars).strip()
 
 
 def field_path(location: Sequence[int | str]) -> str:

@@ -6,7 +6,6 @@ request bodies (413)."""
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -131,7 +130,7 @@ class BodyLimit:
             return
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_bytes:
-            await _send_json(send, self.error())
+            await self.error().response()(scope, receive, send)
             return
         seen = 0
 
@@ -145,9 +144,3 @@ class BodyLimit:
 
         await self.app(scope, counted, send)
 
-
-async def _send_json(send: Any, error: ApiError) -> None:
-    body = json.dumps(error.body()).encode()
-    await send({"type": "http.response.start", "status": error.status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})

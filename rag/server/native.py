@@ -15,7 +15,7 @@ from rag.retrieve import MODES
 from rag.server import payloads, sse
 from rag.server.answering import CLIENT_GONE, MAX_TURNS, Pending, Question
 from rag.server.collections import Collection
-from rag.server.errors import ApiError
+from rag.server.errors import ApiError, required, within
 from rag.server.payloads import Served
 from rag.server.state import Authorized
 from rag.uploads import UploadError
@@ -50,26 +50,17 @@ class AskRequest(BaseModel):
 @router.post("/search")
 def search(request: SearchRequest, who: Authorized) -> dict[str, Any]:
     collection = who.collection(request.collection, "collection")
-    _limit(request.query, "query", who.server.config.max_question)
+    required(request.query, "query", who.server.config.max_question)
     hits = collection.search(request.query, request.k, request.mode)
     return {"hits": [payloads.hit(h, collection.display) for h in hits]}
-
-
-def _limit(text: str, field: str, max_chars: int) -> str:
-    if not text.strip():
-        raise ApiError(422, f"{field}: is empty", field)
-    if len(text) > max_chars:
-        raise ApiError(422, f"{field}: {len(text)} characters, over the limit of {max_chars}", field)
-    return text.strip()
 
 
 @router.post("/ask", response_model=None)
 async def ask(body: AskRequest, request: Request, who: Authorized) -> dict[str, Any] | Response:
     collection = who.collection(body.collection, "collection")
-    text = _limit(body.question, "question", who.server.config.max_question)
-    for n, turn in enumerate(body.history):  # a follow-up is rewritten with them: they count too
-        if len(turn.content) > who.server.config.max_question:
-            _limit(turn.content, f"history[{n}].content", who.server.config.max_question)
+    text = required(body.question, "question", who.server.config.max_question)
+    for n, turn in enumerate(body.history):
+        within(turn.content, f"history[{n}].content", who.server.config.max_question)
     history = tuple(Turn(m.role, m.content) for m in body.history)
     pending = Pending(who.server.queue, who.server.metrics, collection,
                       Question(text, history, body.k, body.mode, body.strict), who.key.id if who.key else None)

@@ -18,7 +18,7 @@ from rag.conversation import ASSISTANT, USER, Turn
 from rag.server import payloads, sse
 from rag.server.answering import CLIENT_GONE, MAX_TURNS, Pending, Question
 from rag.server.collections import Collection
-from rag.server.errors import ApiError
+from rag.server.errors import ApiError, required, within
 from rag.server.payloads import Served
 from rag.server.state import Authorized
 
@@ -84,16 +84,10 @@ def question_of(request: ChatRequest, max_chars: int) -> Question:
                            f"messages[{n}].role")
     if last is None:
         raise ApiError(422, "messages: no message with role 'user' to answer", "messages")
-    text = request.messages[last].text().strip()
     where = f"messages[{last}].content"
-    if not text:
-        raise ApiError(422, f"{where}: the question is empty", where)
-    if len(text) > max_chars:
-        raise ApiError(422, f"{where}: the question is {len(text)} characters, over the limit of {max_chars}", where)
-    for n, message in enumerate(request.messages[:last]):  # a follow-up is rewritten with them: they count too
-        if len(message.text()) > max_chars:
-            raise ApiError(422, f"messages[{n}].content: {len(message.text())} characters, over the limit of "
-                           f"{max_chars}", f"messages[{n}].content")
+    text = required(request.messages[last].text().strip(), where, max_chars)
+    for n, message in enumerate(request.messages[:last]):
+        within(message.text(), f"messages[{n}].content", max_chars)
     history = tuple(Turn(m.role, m.text()) for m in request.messages[:last] if m.role in (USER, ASSISTANT))
     return Question(text, history[-MAX_TURNS:], field=where)
 

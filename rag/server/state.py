@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse
 
 from rag.server.collections import Collection, Collections
 from rag.server.config import ServeConfig
@@ -92,10 +91,15 @@ def authenticate(server: Server, authorization: str | None) -> Key | None:
     return key
 
 
+FOUND = "rag.key"  # where KeyBeforeBody leaves a request's key, as a 1-tuple (its key may be None: an open server)
+
+
 def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
-    """The auth dependency of every /v1 route: `authenticate`, then the key's rate spent (429)."""
+    """The auth dependency of every /v1 route: the key KeyBeforeBody found (authenticated here only for an app
+    without that middleware), then the key's rate spent (429)."""
     server = server_of(request)
-    key = authenticate(server, authorization)
+    found: tuple[Key | None] | None = request.scope.get("state", {}).get(FOUND)
+    key = found[0] if found is not None else authenticate(server, authorization)
     if key is not None and key.rate is not None:
         server.limiter.take(key.id, key.rate)
     return Caller(server, key)
@@ -104,7 +108,8 @@ def caller(request: Request, authorization: Annotated[str | None, Header()] = No
 class KeyBeforeBody:
     """ASGI middleware: a /v1 request without a valid key is answered 401 before its body is read.
     FastAPI reads and parses a body (JSON, or multipart spooled to disk, up to the size limit) before
-    any dependency runs, so without this a caller with no key could make the server do that work."""
+    any dependency runs, so without this a caller with no key could make the server do that work. The key
+    found is left in the request's state for `caller`, so each request looks its key up once."""
 
     def __init__(self, app: Any, server: Server) -> None:
         self.app = app
@@ -114,9 +119,9 @@ class KeyBeforeBody:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
             try:
-                authenticate(self.server, header or None)
+                scope.setdefault("state", {})[FOUND] = (authenticate(self.server, header or None),)
             except ApiError as error:
-                await JSONResponse(error.body(), error.status, error.headers)(scope, receive, send)
+                await error.response()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
