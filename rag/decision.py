@@ -10,18 +10,19 @@ here from signals that can be calibrated, not left to the model:
    enough -> abstain before generating (`no_relevant_passages`); the reader's best margin below
    `keep_margin` -> abstain before generating too (no draft could be kept), with
    `reader_found_no_answer`; the model's fixed refusal sentence -> `model_abstained`;
-2. `decide`, over the draft once verified: the draft is kept when the verifier finds every
-   sentence supported (and the reader's best span beats its passage's "no answer" score by at
-   least `keep_margin`, as step 1 made sure); with `agree`, it must also contain the reader's
-   span when that span is strong enough to answer (a supported draft naming another value than
-   the span is usually the wrong cell);
+2. `decide`, over the draft once verified: the draft is kept when the verifier supports its
+   first sentence, the one that answers (and the reader's best span beats its passage's "no
+   answer" score by at least `keep_margin`, as step 1 made sure); later sentences the verifier
+   does not support stay, marked "unsupported" (strict mode drops them). With `agree`, the draft
+   must also contain the reader's span when that span is strong enough to answer (a supported
+   draft naming another value than the span is usually the wrong cell);
 3. else the reader's span is the answer, cited to its passage, when its margin is at least
    `span_margin` and the verifier supports it (a refusal or an unsupported draft replaced);
 4. else abstain, naming the signal that decided: `model_abstained` (the model refused and the
    span was too weak), `unsupported_answer` (the verifier rejected the draft, and the span was
    too weak or rejected too); the reader alone (no generator) says `reader_found_no_answer`.
-   Without a policy (a generator without a reader), strict mode keeps only the sentences the
-   verifier supports and abstains with `unsupported_answer` when none is left.
+   Strict mode then keeps only the sentences the verifier supports, and abstains with
+   `unsupported_answer` when none is left (with or without a policy).
 5. every decided answer carries its short answer (`Answer.short`, `short_answer`): the reader's
    span where the answer holds it, for SQuAD-style scoring and for the UI to bold.
 
@@ -111,11 +112,20 @@ def replaceable(policy: Policy | None, strict: bool, verifier: Verifier | None) 
     return policy is not None or (strict and verifier is not None)
 
 
+def by_lead(policy: Policy | None, strict: bool) -> bool:
+    """Whether a draft's first sentence, once checked, decides whether it is kept (see `_decide`),
+    so its sentences can be shown as they come (rag.pipeline.Lead): under a policy that is not
+    `agree` (which needs the whole draft), and not strict (which rewrites the kept text)."""
+    return policy is not None and not policy.agree and not strict
+
+
 def decide(answer: Answer, verifier: Verifier | None, policy: Policy | None, strict: bool = False) -> Answer:
     """The answer-or-abstain decision (see the module docstring) over a checked draft, with its short
-    answer; without a policy the draft stands, cut to its supported sentences if `strict` (and it was
-    verified)."""
-    decided = _decide(answer, verifier, policy, strict)
+    answer; without a policy the draft stands. Either way a generator's answer is cut to its supported
+    sentences if `strict` (and it was verified)."""
+    decided = _decide(answer, verifier, policy)
+    if strict and verifier is not None and decided.answered_by != READER:
+        decided = only_supported(decided)
     short = short_answer(decided)
     return decided if short == decided.short else replace(decided, short=short)
 
@@ -132,9 +142,9 @@ def short_answer(answer: Answer) -> str | None:
     return " ".join(s.text for s in answer.sentences) or " ".join(cites.MARKER.sub(" ", answer.answer).split()) or None
 
 
-def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None, strict: bool) -> Answer:
+def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None) -> Answer:
     if policy is None:
-        return only_supported(answer) if strict and verifier is not None else answer
+        return answer
     if answer.abstain_reason in (NO_PASSAGES, READER_NO_ANSWER):
         return answer
     best = answer.evidence[0] if answer.evidence else None
@@ -142,7 +152,8 @@ def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None, st
     if margin < policy.keep_margin:  # as the pre-generation gate decides (Gate.reading)
         return abstain(answer, READER_NO_ANSWER)
     strong = best if best is not None and margin >= policy.span_margin else None
-    supported = answer.answered_by == GENERATOR and all(s.supported is not False for s in answer.sentences)
+    lead = answer.sentences[0] if answer.sentences else None  # the sentence that answers
+    supported = answer.answered_by == GENERATOR and lead is not None and lead.supported is not False
     if supported and not (policy.agree and strong is not None and not _contains(answer.answer, strong.text)):
         return answer
     if strong is not None:

@@ -13,15 +13,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from rag import conversation, decision, verify
-from rag.answer import Answer, AnswerConfig, Answerer, Delta, Event, final
+from rag.answer import Answer, AnswerConfig, Answerer, Delta, Draft, Drafting, Event, final
 from rag.conversation import Condenser, Turn
 from rag.decision import ABSTAIN_BELOW, Gate, Policy
 from rag.generate import backends
+from rag.generate import citations as cites
 from rag.generate.backends import Generator
 from rag.index import Index
 from rag.reader import Reader, SpanReader
 from rag.retrieve import Hit
-from rag.verify import Verifier, check
+from rag.verify import Verifier, check, supports
 
 
 class Pipeline:
@@ -74,9 +75,10 @@ class Pipeline:
         (`decision.replaceable`: no policy and not strict, a generator without a reader), the
         draft is the answer and its pieces are shown as they are generated. Where it can (a
         reader's policy may put its span or an abstention in the draft's place; strict mode may
-        drop sentences), the text is shown once decided: the policy keeps a draft only when every
-        sentence is supported, so no sentence of it is final before the last one is checked.
-        Decisions made before generating (no relevant passage, no answer the reader could
+        drop sentences), the policy keeps a draft when its first sentence is supported, so the
+        draft is shown sentence by sentence once that one is checked (`Lead`), and the decided
+        text in one piece when it is not kept (strict mode, which rewrites it, waits for the
+        whole draft). Decisions made before generating (no relevant passage, no answer the reader could
         find) are shown at once, as no generation follows them. The cost is the wait for the
         draft and its check before the first text (`Answer.timings["first_text_s"]`,
         benchmarks/answer.py --pipeline); the replaced draft stays in `Answer.draft`.
@@ -100,33 +102,69 @@ class Pipeline:
         """A draft checked and decided."""
         if self.verifier is not None:
             answer = check(answer, self.verifier)
-        return decision.decide(answer, self.verifier, self._policy, self._strict)
+        return decision.decide(answer, self.verifier, self._policy, self.strict)
 
     @property
     def _policy(self) -> Policy | None:
         return self.policy if self.answerer.reader is not None else None
 
-    @property
-    def _strict(self) -> bool:
-        return self.strict and self.policy is None
-
-    def _finished(self, items: Iterator[Event], start: float) -> Iterator[Event]:
-        """The draft's pieces as they come when the decision cannot replace them, else the decided
-        text in one piece (see `stream`); then the decided Answer, with `first_text_s` timed from `start`."""
-        live = not decision.replaceable(self._policy, self._strict, self.verifier)
-        trim, first = Trimmed(), None
+    def _finished(self, items: Iterator[Draft], start: float) -> Iterator[Event]:
+        """The draft's pieces as they come when the decision cannot replace them; its sentences
+        once checked when its first one decides (`decision.by_lead`); else the decided text in one
+        piece (see `stream`). Then the decided Answer, with `first_text_s` timed from `start`."""
+        live = not decision.replaceable(self._policy, self.strict, self.verifier)
+        by_lead = self.verifier is not None and decision.by_lead(self._policy, self.strict)
+        trim, lead, first, shown = Trimmed(), None, None, ""
         for item in items:
+            if isinstance(item, Drafting):
+                lead = Lead(item, self.verifier) if by_lead and self.verifier is not None else None
+                continue
             if isinstance(item, Delta):
-                if live and (piece := trim.add(item.text)):
-                    first = first or time.perf_counter()
+                piece = trim.add(item.text) if live else lead.add(item.text) if lead else ""
+                if piece:
+                    first, shown = first or time.perf_counter(), shown + piece
                     yield Delta(piece)
                 continue
             answer = self.finish(item)
-            if not live and answer.answer:
-                first = time.perf_counter()
-                yield Delta(answer.answer)
-            shown = round((first or time.perf_counter()) - start, 3)
-            yield replace(answer, timings=answer.timings | {"first_text_s": shown})
+            if not live and answer.answer.startswith(shown) and answer.answer[len(shown):]:
+                first = first or time.perf_counter()
+                yield Delta(answer.answer[len(shown):])
+            took = round((first or time.perf_counter()) - start, 3)
+            yield replace(answer, timings=answer.timings | {"first_text_s": took})
+
+
+class Lead:
+    """A draft shown sentence by sentence (rag.decision.by_lead): nothing until its first sentence
+    is complete and checked; if the verifier supports it (and it is no refusal) the draft will be
+    kept, so that sentence and each one completed after it are shown at once; if not, nothing of
+    the draft is. A sentence is complete once the next one has begun, so its markers are in."""
+
+    def __init__(self, drafting: Drafting, verifier: Verifier) -> None:
+        self.drafting, self.verifier = drafting, verifier
+        self.text, self.shown = "", 0
+        self.kept: bool | None = None  # None until the first sentence is checked
+
+    def add(self, piece: str) -> str:
+        self.text = (self.text + piece).lstrip()
+        if self.kept is False:
+            return ""
+        end = self.shown
+        for match in cites.SENTENCE_END.finditer(self.text, self.shown):
+            rest = self.text[match.end():]
+            if not rest or rest.startswith("["):  # the sentence or its markers may go on
+                break
+            end = len(self.text[:match.end()].rstrip())
+            if self.kept is None:
+                self.kept = self._supported(self.text[:end])
+                if not self.kept:
+                    return ""
+        piece, self.shown = self.text[self.shown:end], max(end, self.shown)
+        return piece
+
+    def _supported(self, raw: str) -> bool:
+        parsed = cites.parse(raw, self.drafting.passages).sentences
+        return bool(parsed) and not decision.refused(raw) and supports(
+            self.verifier, self.drafting.question, parsed[0].text, self.drafting.passages)
 
 
 class Trimmed:

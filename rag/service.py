@@ -118,7 +118,7 @@ class LocalService:
 
     def generator(self, settings: AskOptions) -> backends.Generator:
         spec = backends.GeneratorSpec.of(settings.generator, settings.server, self.settings.api_key,
-                                         adapter=self.settings.generator_adapter)
+                                         adapter=self.settings.generator_adapter, backend=self.settings.backend)
         if spec not in self._generators:
             self._generators[spec] = backends.create(spec)
         return self._generators[spec]

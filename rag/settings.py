@@ -7,6 +7,7 @@ default (the CLI shows it in --help).
 | RAG_INDEX | the index folder (default indexes/default) |
 | RAG_CORPUS | the folder the web UI uploads into and rebuilds from (default corpus) |
 | RAG_GENERATOR | the generator: packaged name, .gguf file, folder or hub id; with RAG_SERVER, the server's model |
+| RAG_BACKEND | how the generator runs: transformers, llamacpp or openai (default: openai with RAG_SERVER) |
 | RAG_ADAPTER | a LoRA adapter folder for the generator (default: the project's own; `none`: the bare model) |
 | RAG_SERVER | base URL of an OpenAI-compatible server (vLLM, TGI, ...) that runs the generator |
 | RAG_API_KEY | that server's key |
@@ -30,6 +31,7 @@ class Settings:
     index: str | None = None
     corpus: str | None = None
     generator: str | None = None
+    backend: str | None = None
     adapter: str | None = None
     server: str | None = None
     api_key: str | None = None

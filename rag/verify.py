@@ -8,7 +8,8 @@ up in the passage; `OverlapVerifier` is the token-overlap baseline.
 
 `check` scores every sentence of an answer against every passage the model was shown, so
 it can tell a sentence its citation supports ("supported") from one another shown passage
-supports and from one nothing shown supports ("unsupported"). A sentence that another
+supports and from one nothing shown supports ("unsupported"). A sentence written without a
+citation (rag.generate.prompt.PLAIN) is cited here to the passage that supports it best. A sentence that another
 passage supports is re-cited to that passage (`citation_corrected`, with the model's markers
 in `cited_as`; its verdict "mis-cited" says so). What to do with unsupported sentences (strict
 mode drops them) is `rag.decision`'s.
@@ -17,6 +18,7 @@ mode drops them) is `rag.decision`'s.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -124,9 +126,37 @@ class OverlapVerifier:
 
 
 def claim(question: str, sentence: str) -> str:
-    """What is checked: an answer sentence with its question ("Delhi" alone claims nothing).
-    The verifier was trained on claims made the same way."""
-    return f"{question.strip()} {sentence.strip()}"
+    """What is checked: an answer with its question ("Delhi" alone claims nothing), the answer
+    cut to what it adds to the question (`answer_part`). The verifier was trained on claims made
+    the same way, from short answers, and a full sentence that restates its question ("The daily
+    send limit for verified accounts is $3,500.") scores like its short answer once cut."""
+    return f"{question.strip()} {answer_part(question, sentence)}"
+
+
+_TOKEN = re.compile(r"[$€£]?-{0,2}\w[\w.,:/'’%+-]*")
+
+
+def answer_part(question: str, sentence: str) -> str:
+    """`sentence` from its first to its last content word that `question` does not hold (stemmed,
+    stopwords aside): what it says beyond restating the question. The whole sentence when it adds
+    no such word, when it restates none of the question's (a short answer), or when the question
+    is empty."""
+    tokens = [(m.start(), m.start() + len(m.group().rstrip(".,:"))) for m in _TOKEN.finditer(sentence)]
+    if not question.strip() or not tokens:
+        return sentence.strip()
+    asked = set(lexical.terms([question])[0])
+    asked_words = {m.group().rstrip(".,:").casefold() for m in _TOKEN.finditer(question)}
+    stems = lexical.terms([sentence[a:b] for a, b in tokens])
+
+    def adds(span: tuple[int, int], stem: list[str]) -> bool:
+        word = sentence[span[0]:span[1]]  # a number such as "0" or "5.5%" has no BM25 term
+        return not set(stem) <= asked if stem else any(c.isdigit() for c in word) and word.casefold() not in asked_words
+
+    new = [span for span, stem in zip(tokens, stems, strict=True) if adds(span, stem)]
+    restates = any(stem and set(stem) <= asked for stem in stems)
+    if not new or not restates:
+        return sentence.strip()  # it adds nothing, or restates nothing: a short answer as it is
+    return sentence[new[0][0]:new[-1][1]]
 
 
 def check(answer: Answer, verifier: Verifier) -> Answer:
@@ -148,8 +178,17 @@ def check(answer: Answer, verifier: Verifier) -> Answer:
                    faithfulness=faithfulness, timings=timings)
 
 
+def supports(verifier: Verifier, question: str, sentence: str, passages: Sequence[Hit]) -> bool:
+    """Whether some passage supports `sentence`, as `check` judges it (`Sentence.supported`), for a
+    sentence checked on its own as it is written (rag.pipeline.Lead)."""
+    scores = verifier.scores([(premise(hit), claim(question, sentence)) for hit in passages])
+    return max(scores, default=0.0) >= verifier.threshold
+
+
 def _judge(sentence: cites.Sentence, row: list[float], threshold: float) -> cites.Sentence:
     best = max(range(len(row)), key=row.__getitem__)
+    if not sentence.citations and row[best] >= threshold:  # a plain sentence, cited after writing
+        sentence = replace(sentence, citations=[best + 1])
     cited = [row[n - 1] for n in sentence.citations]
     support = max(cited, default=0.0)
     if support >= threshold:

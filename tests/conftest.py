@@ -168,8 +168,17 @@ def tiny_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def generator() -> Any:
-    """The real default generator (packaged SmolLM2, converted from GGUF on first use, with the
-    shipped adapter when there is one), loaded once."""
+    """A real small generator, for the decoding levers and the fine-tuning recipe: the packaged
+    SmolLM2 (converted from GGUF on first use) with its shipped adapter, loaded once."""
+    from rag.generate import backends
+
+    return backends.make("SmolLM2-135M-Instruct")
+
+
+@pytest.fixture(scope="session")
+def default_generator() -> Any:
+    """The real default generator (the packaged Qwen2.5-Coder-0.5B-Instruct, converted from GGUF on
+    first use), loaded once."""
     from rag.generate import backends
 
     return backends.make()
@@ -179,6 +188,7 @@ class Scripted:
     """Streams a fixed reply word by word and records the prompts it was given."""
 
     name = "scripted"
+    markers = True  # the replies cite with [n] themselves
 
     def __init__(self, reply: str, context_tokens: int = 10_000) -> None:
         self.reply = reply

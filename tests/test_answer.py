@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag import Index
-from rag.answer import Answer, AnswerConfig, Answerer, Delta
+from rag.answer import Answer, AnswerConfig, Answerer, Delta, Drafting
 from rag.decision import ABSTAIN_BELOW, MODEL_ABSTAINED, NO_PASSAGES, Gate
 from rag.generate.backends import Sampling
 from rag.generate.prompt import ABSTAIN
@@ -38,6 +38,8 @@ def test_answer_cites_passages_with_quotes(index: Index) -> None:
 
 def test_stream_yields_pieces_then_the_answer(index: Index) -> None:
     items = list(Answerer(index, Scripted("Lighthouses guide ships [1].")).stream("lighthouse"))
+    assert isinstance(items[0], Drafting) and items[0].passages  # what the draft is written from, first
+    items = items[1:]
     assert all(isinstance(i, Delta) for i in items[:-1]) and isinstance(items[-1], Answer)
     assert "".join(i.text for i in items[:-1] if isinstance(i, Delta)).strip() == items[-1].answer
 

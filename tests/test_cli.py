@@ -120,8 +120,8 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
-    """The packaged SmolLM2 with the shipped adapter end to end (converted from GGUF on first use): the
-    structure, the fine-tuned format (a cited answer or the abstention), citations inside their passages."""
+    """The packaged default generator (Qwen2.5-Coder-0.5B, converted from GGUF on first use) end to end:
+    the structure, a cited answer or the abstention, citations inside their passages."""
     work, _ = built
     result = rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "-k", "3",
                  "--max-new-tokens", "40", "--json", cwd=work)
@@ -129,7 +129,7 @@ def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
     answer = json.loads(result.stdout)
     assert set(answer) >= {"answer", "abstained", "abstain_reason", "sentences", "citations", "retrieved", "model",
                            "timings"}
-    assert answer["model"] == "SmolLM2-135M-Instruct+smollm2-135m-grounded" and answer["answer"]
+    assert answer["model"] == "Qwen2.5-Coder-0.5B-Instruct" and answer["answer"]
     assert answer["citations"] or answer["abstained"], answer["answer"]
     assert {"retrieve_s", "read_s", "first_token_s", "total_s"} <= set(answer["timings"])
     assert answer["evidence"] and answer["evidence"][0]["text"]
@@ -145,8 +145,9 @@ def test_ask_json_with_the_real_default_generator(built: tuple) -> None:
     for citation in answer["citations"]:
         passage = shown[citation["chunk_id"]]
         assert passage["start"] <= citation["start"] < citation["end"] <= passage["end"]
-    bare = rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "--no-adapter", "--no-reader",
-               "--max-new-tokens", "8", "--no-verify", "--json", cwd=work)
+    bare = rag("ask", "How many bees live in a colony in summer?", "--index", "idx", "--generator",
+               "SmolLM2-135M-Instruct", "--no-adapter", "--no-reader", "--max-new-tokens", "8", "--no-verify", "--json",
+               cwd=work)
     assert bare.returncode == 0 and json.loads(bare.stdout)["model"] == "SmolLM2-135M-Instruct"
     assert json.loads(bare.stdout)["faithfulness"] is None and "verify_s" not in json.loads(bare.stdout)["timings"]
     assert json.loads(bare.stdout)["evidence"] == []

@@ -22,7 +22,7 @@ QUERIES = [  # (question, file the answer is in)
 
 @pytest.mark.slow
 def test_demo_corpus_builds_answers_and_updates_incrementally(tmp_path: Path, real_embedder: object,
-                                                              generator: object) -> None:
+                                                              default_generator: object) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(REPO / "corpus", corpus)
     index = Index(tmp_path / "idx", embedder=real_embedder)  # type: ignore[arg-type]
@@ -36,7 +36,7 @@ def test_demo_corpus_builds_answers_and_updates_incrementally(tmp_path: Path, re
         assert expected in [Path(h.source).name for h in hits], (question, [h.source for h in hits])
     pdf_hit = next(h for h in index.search("What does the shopt builtin do?", k=5) if h.source.endswith(".pdf"))
     assert pdf_hit.page is not None and pdf_hit.heading
-    answers_questions(index, generator)
+    answers_questions(index, default_generator)
 
     changed = corpus / "rho-bank" / "doc_checking_accounts_blue_account_010.md"
     old_n = index.snapshot().manifest()[str(changed)].n_chunks
@@ -52,13 +52,17 @@ def test_demo_corpus_builds_answers_and_updates_incrementally(tmp_path: Path, re
 
 
 def answers_questions(index: Index, generator: object) -> None:
-    """The shipped reader, generator and verifier: a right, cited answer, and an honest abstention that
-    still shows what was found."""
+    """The default generator (Qwen2.5-Coder-0.5B) with the shipped reader and verifier: right answers
+    written as sentences, cited after writing to the passage that holds them (a table cell by its row
+    and column), and an honest abstention that still shows what was found."""
     answers = Pipeline.build(index, generator, reader=Reader(), verifier=verify.load())  # type: ignore[arg-type]
     right = answers.ask("How much can I transfer out per day from a Diamond Elite Savings Account?")
     assert not right.abstained and "$500,000" in right.answer, right
     cited = right.retrieved[right.sentences[0].citations[0] - 1]
     assert "$500,000" in cited.text and "diamond_elite" in cited.source
-    assert right.citations[0].quote == "$500,000" and right.sentences[0].supported
+    assert right.citations[0].quote in cited.text and right.sentences[0].supported and right.short
+    monthly = answers.ask("What is the monthly send limit for verified Everyone Pay accounts?")
+    assert monthly.answered_by == "generator" and "$35,000" in monthly.answer and len(monthly.answer.split()) > 3
+    assert "$35,000" in monthly.retrieved[monthly.sentences[0].citations[0] - 1].text
     unknown = answers.ask("What is the annual fee of the Rho Bank Titanium Rewards Card?")
     assert unknown.abstained and unknown.abstain_reason and unknown.retrieved

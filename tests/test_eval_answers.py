@@ -46,7 +46,7 @@ def checked(answerer: FakeAnswerer) -> Pipeline:
 
 
 SCRIPT = {"Where do bees live?": "Bees live in hives [1].",
-          "Where do ants live?": "Ants live in nests [3]. Cows fly [2].",
+          "Where do ants live?": "In nests [3]. Cows fly [2].",
           "Who founded the hive?": ABSTAIN,
           "What do wasps build?": "Wasps build paper nests [3]."}
 QUESTIONS = [ea.Question("1", "Where do bees live?", ["in hives"]),
@@ -83,7 +83,7 @@ def test_metrics_by_hand() -> None:
     assert m["citation_precision"] == 0.75  # [1], ants' corrected [2] and wasps' [3] support; cows' [2] does not
     assert outcomes[1]["sentences"][0]["citation_corrected"] and outcomes[1]["sentences"][0]["cited_as"] == [3]
     assert m["right_and_cited"] == 1.0  # "in hives" said and in cited [1]; "nests" said and in the corrected [2]
-    assert m["exact_match"] == 0.0 and m["f1"] == pytest.approx(round((2 / 3 + 2 / 7) / 2, 4))  # markers are not words
+    assert m["exact_match"] == 0.0 and m["f1"] == pytest.approx(round((2 / 3 + 2 / 5) / 2, 4))  # markers are not words
     assert m["abstention"] == 0.5 and m["wrong_abstention"] == 0.0
     assert m["gold_retrieved"] == 1.0  # "in hives" and "nests" are in shown passages
     assert m["total_p50_s"] is not None and m["verify_p99_s"] is not None

@@ -116,11 +116,12 @@ def test_backends_are_chosen_by_name_from_the_registry(server: str) -> None:
     assert "".join(made.stream(MESSAGES, Sampling())) == "Because [1]."
     assert GeneratorSpec.of("tiny", server) == GeneratorSpec("openai", "tiny", server)  # --server, $RAG_SERVER
     assert GeneratorSpec.of("tiny", "").backend == "transformers"  # an empty server field: the local model
-    assert set(backends.BACKENDS) == {"transformers", "openai"}
+    assert set(backends.BACKENDS) == {"transformers", "llamacpp", "openai"}
 
 
 def test_an_unknown_backend_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown generator backend 'vllm': known backends are openai, transformers"):
+    with pytest.raises(ValueError,
+                       match=r"unknown generator backend 'vllm': known backends are llamacpp, openai, transformers"):
         backends.create(GeneratorSpec("vllm"))
     with pytest.raises(ValueError, match="needs a server URL"):
         backends.create(GeneratorSpec("openai"))

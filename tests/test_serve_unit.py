@@ -35,6 +35,7 @@ class FakeGenerator:
     """Answers with the first passage's marker, refuses a question about "unanswerable", and can be held."""
 
     name = "fake"
+    markers = True
     context_tokens = 10_000
 
     def __init__(self) -> None:

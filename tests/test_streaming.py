@@ -136,3 +136,46 @@ def test_the_short_answer_is_the_best_span_the_answer_holds_as_the_answer_writes
     written = replace(answer, answer="Whale oil gave way to Colza\noil [1].", evidence=evidence)
     assert decision.short_answer(written) == "Colza\noil"  # the second span: the answer does not hold the first
     assert decision.short_answer(replace(written, abstained=True)) is None
+
+
+class Watched(Scripted):
+    """The reply in pieces of `size` characters, noting how many pieces the consumer had been given
+    when the generator wrote its last."""
+
+    def __init__(self, reply: str, size: int, seen: list[str]) -> None:
+        super().__init__(reply)
+        self.size, self.seen, self.shown_before_last = size, seen, -1
+
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        pieces = [self.reply[n:n + self.size] for n in range(0, len(self.reply), self.size)]
+        yield from pieces[:-1]
+        self.shown_before_last = len(self.seen)
+        yield pieces[-1]
+
+
+def test_a_draft_whose_first_sentence_is_supported_is_shown_sentence_by_sentence(indexed: Index) -> None:
+    """The first sentence decides (rag.decision.by_lead): once it is checked and supported it is shown
+    while the model still writes; a later unsupported sentence stays, marked; the shown text is the answer."""
+    draft = f"{SUPPORTED} Cows fly [2]. It was cheaper [1]."
+    for size in (1, 3, 7, 20):
+        answers = pipeline(indexed, draft)
+        seen: list[str] = []
+        answers.answerer.generator = watched = Watched(draft, size, seen)
+        items = []
+        for event in answers.stream(QUESTION):
+            items.append(event)
+            if isinstance(event, Delta):
+                seen.append(event.text)
+        pieces, answer = streamed(iter(items))
+        assert "".join(pieces) == answer.answer and answer.answered_by == GENERATOR
+        assert watched.shown_before_last >= 1 and seen[0].startswith("Whale oil")  # before the model finished
+        assert [s.verdict for s in answer.sentences][1] == "unsupported"
+
+
+def test_a_draft_whose_first_sentence_is_unsupported_shows_none_of_it(indexed: Index) -> None:
+    draft = f"In 1901 [1]. {SUPPORTED}"
+    for seed in range(6):
+        answers = pipeline(indexed, draft)
+        answers.answerer.generator = Chunked(draft, seed)
+        pieces, answer = streamed(answers.stream(QUESTION))
+        assert pieces == [answer.answer] == [f"1846 [{holder(indexed)}]."] and answer.draft == draft

@@ -201,3 +201,30 @@ def test_verify_command_scores_pairs_and_skips_bad_lines(tmp_path: Path) -> None
     good, bad = [json.loads(x) for x in result.stdout.splitlines()]
     assert good["supported"] is True and bad["supported"] is False and good["premise"] == premise
     assert 0.0 <= bad["score"] < good["score"] <= 1.0
+
+
+@pytest.mark.parametrize(("question", "sentence", "part"), [
+    ("What is the daily send limit for verified accounts?", "The daily send limit for verified accounts is $3,500.",
+     "$3,500"),
+    ("What minimum credit score is required?", "The minimum credit score required is 0.", "0"),
+    ("Which module creates virtual environments?", "The module that creates virtual environments is venv.", "venv"),
+    ("How do I create a virtual environment?", "To create a virtual environment, run python -m venv env.",
+     "run python -m venv env"),
+    ("Who founded Rho Bank?", "Rho Bank was founded in 1990 by John Doe.", "1990 by John Doe"),
+    ("Where do bees live?", "In hives.", "In hives."),  # restates nothing: a short answer, as it is
+    ("Is it free?", "It is.", "It is."),  # adds nothing
+])
+def test_a_full_sentence_is_checked_by_what_it_adds_to_its_question(question: str, sentence: str, part: str) -> None:
+    """A sentence that restates its question is checked like the short answer the verifier was trained
+    on; what it adds (numbers, names) is all still in the claim, where the rules check it."""
+    assert verify.answer_part(question, sentence) == part
+    assert verify.claim(question, sentence) == f"{question} {part}"
+
+
+def test_a_plain_sentence_is_cited_to_the_passage_that_supports_it_best() -> None:
+    checked = verify.check(answer("Bees live in hives.", PASSAGES), KeywordVerifier())
+    (sentence,) = checked.sentences
+    assert sentence.citations == [1] and sentence.verdict == "supported" and not sentence.citation_corrected
+    assert checked.citations[0].quote
+    unsupported = verify.check(answer("Cows fly.", PASSAGES), KeywordVerifier()).sentences[0]
+    assert unsupported.citations == [] and unsupported.verdict == "unsupported" and unsupported.best_marker

@@ -66,7 +66,7 @@ def run_ask(args: argparse.Namespace) -> int:
     from rag.generate import backends
 
     generator = None if args.extractive else backends.make(args.generator, args.server, Settings.from_env().api_key,
-                                                           args.context_tokens, args.adapter)
+                                                           args.context_tokens, args.adapter, args.backend)
     config = AnswerConfig(k=args.k, passage_chars=args.passage_chars or None,
                           sampling=Sampling(max_new_tokens=args.max_new_tokens))
     checker = verify.load(args.verifier) if args.verify else None

@@ -20,7 +20,7 @@ from rag.cli.options import (
 from rag.cli.render import EXIT_FILES_FAILED, EXIT_OK, print_json
 from rag.evaluation.answers import FORMATS as ANSWER_FORMATS
 from rag.evaluation.generator import SETTINGS, SYSTEMS
-from rag.generate.weights import DEFAULT_GENERATOR
+from rag.evaluation.verifier import JUDGE
 from rag.retrieve import MODES
 from rag.settings import Settings
 
@@ -94,7 +94,7 @@ def register(sub: Any, env: Settings) -> None:
     ver.add_argument("--limit", type=int, default=1000, help="pairs per dataset, drawn with a fixed seed (1000)")
     ver.add_argument("--calibration-limit", type=int, default=400, help="calibration pairs for the baselines (400)")
     verifier_path_option(ver)
-    ver.add_argument("--judge", default=DEFAULT_GENERATOR,
+    ver.add_argument("--judge", default=JUDGE,
                      help="generator used as the yes/no judge baseline, bare (default %(default)s); '' for none")
     ver.add_argument("--out", type=Path, help="write results.json, results.md and calibration.png into this folder")
     ver.add_argument("--json", action="store_true", help="print {verifier: {dataset: {metric: value}}}")
@@ -114,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
         "generator": lambda bar: generator.run(generator.GeneratorEval(
             args.dataset, args.format, args.sample, args.limit, tuple(args.systems), args.generator, args.adapter,
             args.reader, args.verifier, tuple(args.settings), args.k, args.unanswerable, args.max_new_tokens,
-            args.cache), bar),
+            args.cache, args.backend), bar),
         "answers": lambda bar: answers.run(answers.AnswersEval(
             args.dataset, args.format, args.index, args.limit, args.cache, args.generator, args.adapter,
-            args.verifier, args.reader, args.use_reader, args.strict, args.k), args.out, bar),
+            args.verifier, args.reader, args.use_reader, args.strict, args.k, backend=args.backend), args.out, bar),
         "verifier": lambda bar: verifier.run(verifier.VerifierEval(
             args.halueval, args.vitaminc, args.limit, args.calibration_limit, args.verifier, args.judge), bar),
     }

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from rag.answer import AnswerConfig
-from rag.generate.weights import DEFAULT_GENERATOR
+from rag.generate.backends import BACKENDS
+from rag.generate.weights import DEFAULT_GENERATOR, PACKAGED_GGUF
 from rag.index import DEFAULT_INDEX
 from rag.rerank import DEFAULT_RERANKER, DEFAULT_TOP_N
 from rag.settings import Settings
@@ -32,8 +33,11 @@ def adapter_options(parser: argparse.ArgumentParser, env: Settings) -> None:
 
 def generator_option(parser: argparse.ArgumentParser, env: Settings, more: str = "") -> None:
     parser.add_argument("--generator", default=env.generator or DEFAULT_GENERATOR,
-                        help=f"model: packaged name, .gguf file, folder or hub id ($RAG_GENERATOR; default "
-                             f"{DEFAULT_GENERATOR}){more}")
+                        help=f"model: packaged name ({', '.join(PACKAGED_GGUF)}), .gguf file, folder or hub id "
+                             f"($RAG_GENERATOR; default {DEFAULT_GENERATOR}){more}")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default=env.backend,
+                        help="how the generator runs ($RAG_BACKEND; default: openai with --server, else "
+                             "transformers; llamacpp needs the [llamacpp] extra)")
 
 
 def verifier_path_option(parser: argparse.ArgumentParser) -> None:

@@ -320,6 +320,7 @@ class AnswersEval:
     strict: bool = False
     k: int = 5
     condenser: str | None = None  # how follow-ups are rewritten (rag.conversation); None: $RAG_CONDENSER or the default
+    backend: str | None = None  # how the generator runs (rag.generate.backends.BACKENDS); None: transformers
 
 
 def run(config: AnswersEval, out: Path | None = None, progress: Progress | None = None) -> Report:
@@ -333,7 +334,7 @@ def run(config: AnswersEval, out: Path | None = None, progress: Progress | None 
         questions = load_conversations(config.dataset, problems)[: 2 * config.limit if config.limit else None]
     else:
         questions = load_jsonl(config.dataset, problems)[: config.limit]
-    generator = backends.make(config.generator, adapter=config.adapter)
+    generator = backends.make(config.generator, adapter=config.adapter, backend=config.backend)
     checker = verify.load(config.verifier)
     condenser = config.condenser or Settings.from_env().condenser or DEFAULT_CONDENSER
     settings = config_json(config) | {"generator": generator.name, "verifier": checker.name, "condenser": condenser}

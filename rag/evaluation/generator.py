@@ -246,6 +246,7 @@ class GeneratorEval:
     unanswerable: float = 0.3
     max_new_tokens: int = 64
     cache: Path | None = None
+    backend: str | None = None  # how the generator runs (rag.generate.backends.BACKENDS); None: transformers
 
 
 def systems(config: GeneratorEval, index: Index) -> dict[str, Pipeline]:
@@ -253,12 +254,15 @@ def systems(config: GeneratorEval, index: Index) -> dict[str, Pipeline]:
     reader (its span alone), pipeline (reader, generator, verifier and decision)."""
     answer = AnswerConfig(k=config.k, sampling=Sampling(max_new_tokens=config.max_new_tokens))
     reader = Reader(config.reader) if {"reader", "pipeline"} & set(config.systems) else None
+    def generator(adapter: str | None) -> backends.Generator:
+        return backends.make(config.generator, adapter=adapter, backend=config.backend)
+
     make = {
-        "base": lambda: Pipeline.build(index, backends.make(config.generator, adapter=None), answer),
-        "generator": lambda: Pipeline.build(index, backends.make(config.generator, adapter=config.adapter), answer),
+        "base": lambda: Pipeline.build(index, generator(None), answer),
+        "generator": lambda: Pipeline.build(index, generator(config.adapter), answer),
         "reader": lambda: Pipeline.build(index, None, answer, reader),
-        "pipeline": lambda: Pipeline.build(index, backends.make(config.generator, adapter=config.adapter), answer,
-                                           reader, verify.load(config.verifier)),
+        "pipeline": lambda: Pipeline.build(index, generator(config.adapter), answer, reader,
+                                           verify.load(config.verifier)),
     }
     return {name: make[name]() for name in config.systems}
 

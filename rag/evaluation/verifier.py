@@ -21,7 +21,6 @@ from rag import metrics, verify
 from rag.evaluation import plots
 from rag.evaluation.report import Progress, Report, config_json
 from rag.generate import backends
-from rag.generate.weights import DEFAULT_GENERATOR
 from rag.training import verifier as training
 from rag.training.verifier import Pair
 from rag.verify import Verifier, claim
@@ -143,6 +142,8 @@ def calibration_plot(results: dict[str, dict[str, dict[str, Any]]], path: Path) 
     plots.save(fig, path)
 
 
+JUDGE = "SmolLM2-135M-Instruct"  # the yes/no judge baseline of docs/models.md (the smallest packaged generator)
+
 @dataclass(frozen=True)
 class VerifierEval:
     """`rag eval verifier`: the data, and which verifier and judge."""
@@ -152,7 +153,7 @@ class VerifierEval:
     limit: int = 1000  # pairs per dataset, drawn with a fixed seed
     calibration_limit: int = 400
     verifier: Path | None = None  # None: the shipped one
-    judge: str = DEFAULT_GENERATOR  # the bare generator as a yes/no judge; "" for none
+    judge: str = JUDGE  # a bare generator as a yes/no judge; "" for none
 
 
 def run(config: VerifierEval, progress: Progress | None = None) -> Report:

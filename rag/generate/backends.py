@@ -1,6 +1,7 @@
 """Generator backends behind one protocol, chosen by name from `BACKENDS`: "transformers", a
-model in this process, or "openai", any server speaking the OpenAI-compatible chat API (vLLM,
-TGI, llama.cpp server, ...). A `GeneratorSpec` names the backend and its settings.
+model in this process; "llamacpp", a GGUF run by llama.cpp in this process (rag.generate.llamacpp);
+or "openai", any server speaking the OpenAI-compatible chat API (vLLM, TGI, llama.cpp server, ...).
+A `GeneratorSpec` names the backend and its settings.
 
 Both stream text pieces as they are produced and decode greedily by default, so the same
 question over the same passages gives the same answer.
@@ -14,42 +15,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from rag import models
 from rag.generate import decoding, weights
+from rag.generate.llamacpp import LlamaCppGenerator
+from rag.generate.protocol import Generator, GeneratorError, Messages, Sampling
 
-Messages = list[dict[str, str]]
 SHIPPED = "shipped"  # GeneratorSpec(adapter=SHIPPED): the project's fine-tuned adapter for the model, when it has one
-
-
-class GeneratorError(RuntimeError):
-    """The generator could not produce an answer (server unreachable, timed out, failed)."""
-
-
-@dataclass(frozen=True)
-class Sampling:
-    max_new_tokens: int = 160  # a short cited answer is 20 to 80 tokens
-    temperature: float = 0.0  # 0: greedy
-    # Decoding levers of the in-process model (rag.generate.decoding), off by default; a server ignores them.
-    refusal_bias: float = 0.0  # lowers the refusal's first token's logit at the answer's start
-    copy_only: bool = False  # every answer token one the prompt holds (or a marker, punctuation, the end)
-    context_guidance: float = 1.0  # > 1: context-aware decoding against the question alone
-
-
-class Generator(Protocol):
-    name: str
-
-    @property
-    def context_tokens(self) -> int: ...  # the model's window: prompt plus answer
-
-    def count_tokens(self, messages: Messages) -> int:
-        """Prompt length in the model's tokens, chat template included."""
-        ...
-
-    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
-        """The answer, piece by piece."""
-        ...
 
 
 class TransformersGenerator:
@@ -63,6 +36,7 @@ class TransformersGenerator:
             check_adapter(adapter, name)
         self.name = f"{name}+{adapter.name}" if adapter else name
         self.base = name
+        self.markers = weights.writes_markers(name)
         self.adapter = adapter
         self._device = device
         self._context_tokens = context_tokens
@@ -192,6 +166,7 @@ class OpenAIChatGenerator:
     def __init__(self, base_url: str, model: str, api_key: str | None = None, context_tokens: int = 4096,
                  timeout: float = 60.0, retries: int = 3) -> None:
         self.name = model
+        self.markers = False  # any model: plain sentences, cited after writing
         self.base_url = base_url
         self.context_tokens = context_tokens
         self.api_key = api_key or "not-needed"  # local servers take any key
@@ -243,10 +218,12 @@ class GeneratorSpec:
 
     @classmethod
     def of(cls, model: str = weights.DEFAULT_GENERATOR, server: str | None = None, api_key: str | None = None,
-           context_tokens: int | None = None, adapter: str | Path | None = SHIPPED) -> GeneratorSpec:
-        """As `rag ask --server URL`, $RAG_SERVER and the web UI's server field mean it: a server
-        URL means backend "openai", none the model in this process."""
-        return cls("openai" if server else "transformers", model, server or None, api_key, adapter, context_tokens)
+           context_tokens: int | None = None, adapter: str | Path | None = SHIPPED,
+           backend: str | None = None) -> GeneratorSpec:
+        """As `rag ask --backend B --server URL`, $RAG_BACKEND, $RAG_SERVER and the web UI's server
+        field mean it: the backend named, else "openai" with a server URL and "transformers" without."""
+        return cls(backend or ("openai" if server else "transformers"), model, server or None, api_key, adapter,
+                   context_tokens)
 
 
 def _transformers(spec: GeneratorSpec) -> Generator:
@@ -262,7 +239,12 @@ def _openai(spec: GeneratorSpec) -> Generator:
     return OpenAIChatGenerator(spec.server, spec.model, spec.api_key, **window)
 
 
-BACKENDS: dict[str, Callable[[GeneratorSpec], Generator]] = {"transformers": _transformers, "openai": _openai}
+def _llamacpp(spec: GeneratorSpec) -> Generator:
+    return LlamaCppGenerator(spec.model, spec.context_tokens)
+
+
+BACKENDS: dict[str, Callable[[GeneratorSpec], Generator]] = {"transformers": _transformers, "llamacpp": _llamacpp,
+                                                             "openai": _openai}
 
 
 def create(spec: GeneratorSpec) -> Generator:
@@ -274,7 +256,8 @@ def create(spec: GeneratorSpec) -> Generator:
 
 
 def make(name: str = weights.DEFAULT_GENERATOR, server: str | None = None, api_key: str | None = None,
-         context_tokens: int | None = None, adapter: str | Path | None = SHIPPED) -> Generator:
-    """`create(GeneratorSpec.of(...))`: the in-process model `name`, or, with `server`, the model
-    of that name on an OpenAI-compatible server."""
-    return create(GeneratorSpec.of(name, server, api_key, context_tokens, adapter))
+         context_tokens: int | None = None, adapter: str | Path | None = SHIPPED,
+         backend: str | None = None) -> Generator:
+    """`create(GeneratorSpec.of(...))`: the model `name` in this process (by `backend`, default
+    transformers), or, with `server`, the model of that name on an OpenAI-compatible server."""
+    return create(GeneratorSpec.of(name, server, api_key, context_tokens, adapter, backend))

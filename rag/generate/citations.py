@@ -1,7 +1,10 @@
-"""Citation markers in a generated answer: parse them, check them, and point each at a quoted span.
+"""Citations of a generated answer: parse them, check them, and point each at a quoted span.
 
-The model writes sentences followed by markers such as [2] or [1, 3] that number the passages
-it was shown. A marker naming no passage is dropped and counted. A small model often cites
+A model prompted to cite (rag.generate.prompt.CITED) writes sentences followed by markers such
+as [2] or [1, 3] that number the passages it was shown; a marker naming no passage is dropped
+and counted. Other models write plain sentences, which are cited after writing: to the passage
+holding the sentence's answer string here (`correct`), else to the passage the verifier finds
+supports it best (rag.verify.check). A small model often cites
 the wrong passage, so each sentence's citation is then checked against the evidence
 (`correct`): the passage that holds the sentence's answer string is the citation, and a wrong
 or missing marker is replaced and flagged. Each citation's quote is that answer string where
@@ -19,7 +22,7 @@ from rag.generate import excerpt
 from rag.retrieve import Hit
 
 MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[\d+(?:\s*,\s*\d+)*\])*)(?:\s+|$)")
+SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[\d+(?:\s*,\s*\d+)*\])*)(?:\s+|$)")
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class Parsed:
 def split_sentences(answer: str) -> list[str]:
     """Sentences with their trailing markers ("It rains [1]. Then [2]" -> two sentences)."""
     out, pos = [], 0
-    for match in _SENTENCE_END.finditer(answer):
+    for match in SENTENCE_END.finditer(answer):
         if match.end() > pos:
             out.append(answer[pos:match.end()].strip())
             pos = match.end()
@@ -104,6 +107,8 @@ def correct(parsed: Parsed, passages: list[Hit], answers: list[tuple[int, str]])
         where = holder(sentence.text, passages, answers)
         if where is None or where in sentence.citations:
             sentences.append(sentence)
+        elif not sentence.citations:  # a plain sentence, cited after writing: nothing was corrected
+            sentences.append(replace(sentence, citations=[where]))
         else:
             sentences.append(replace(sentence, citations=[where], citation_corrected=True,
                                      cited_as=sentence.citations))

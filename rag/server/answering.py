@@ -54,6 +54,7 @@ class Cancellable:
         self.inner = inner
         self.cancelled = cancelled
         self.name = inner.name
+        self.markers = inner.markers
 
     @property
     def context_tokens(self) -> int:

@@ -47,7 +47,7 @@ class Models:
         """The shipped generator (or --generator/--server), reader and verifier, as `rag ask` loads them."""
         generator = backends.make(config.generator or settings.generator or DEFAULT_GENERATOR,
                                   config.server or settings.server, settings.api_key,
-                                  adapter=settings.generator_adapter)
+                                  adapter=settings.generator_adapter, backend=settings.backend)
         return cls(generator, Reader(settings.reader), verify.load())
 
     def warm(self) -> None:

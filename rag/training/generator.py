@@ -41,7 +41,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    base: str = weights.DEFAULT_GENERATOR
+    base: str = "SmolLM2-135M-Instruct"  # the shipped adapter's base; a LoRA run on the default Qwen is --base
     dev_rows: int = 1000  # the last rows of the file: the project's dev split, never trained on
     limit: int | None = None  # train on the first `limit` records only
     min_distractors: int = 2
@@ -130,8 +130,9 @@ def examples(rows: list[dict[str, str]], config: FinetuneConfig, seed: int,
             spans = [s for s in spans if s.passage != oracle - 1] or spans
         hint = prompt.Hint(spans[0].passage, spans[0].text) if spans else None
         answer = row["right_answer"].strip().rstrip(".")
-        target = f"{answer} [{oracle}]." if oracle else prompt.ABSTAIN
-        out.append(Example(prompt.messages_for(row["question"], shown, hint), target, oracle))
+        markers = weights.writes_markers(config.base)  # a plain-sentence model is cited after writing
+        target = (f"{answer} [{oracle}]." if markers else f"{answer}.") if oracle else prompt.ABSTAIN
+        out.append(Example(prompt.messages_for(row["question"], shown, hint, markers), target, oracle))
     return out
 
 
