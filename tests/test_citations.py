@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.generate.citations import parse, split_sentences
+from rag.generate.citations import parse, quote, split_sentences
 from rag.retrieve import Hit
 
 DOC = "Intro line. Cats sleep sixteen hours a day. Dogs bark at night! Birds sing at dawn."
@@ -42,3 +42,13 @@ def test_a_sentence_sharing_no_terms_quotes_the_whole_passage() -> None:
     passage = hit(1, 12, 44)
     citation = parse("Zebras graze [1].", [passage]).citations[0]
     assert citation.quote == passage.text and (citation.start, citation.end) == (12, 44)
+
+
+def test_a_sentence_stating_a_value_quotes_the_cell_that_holds_it() -> None:
+    """A plain sentence cited after writing: its quote is the value where the passage holds it, not the
+    table's header row that shares its words."""
+    table = ("| Account status | Daily send limit | Monthly send limit |\n| --- | --- | --- |\n"
+             "| New accounts | $1,000 | $7,500 |\n| Verified accounts | $3,500 | $35,000 |")
+    passage = Hit(1, 1, "limits.md", None, 100, 100 + len(table), 0.0, "", table)
+    cited = quote("The monthly send limit for verified accounts is $35,000.", 1, passage)
+    assert cited.quote == "$35,000" and table[cited.start - 100:cited.end - 100] == "$35,000"

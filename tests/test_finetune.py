@@ -148,7 +148,7 @@ def test_a_real_lora_run_resumes_and_its_adapter_answers(tmp_path: Path, generat
     adapter_config = json.loads((out / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == "SmolLM2-135M-Instruct" and adapter_config["r"] == 4
     assert (out / "adapter_model.safetensors").stat().st_size < 2_000_000
-    tuned = backends.make(adapter=out)
+    tuned = backends.make("SmolLM2-135M-Instruct", adapter=out)
     assert tuned.name == "SmolLM2-135M-Instruct+adapter"
     messages = [{"role": "user", "content": "Say hello."}]
     text = "".join(tuned.stream(messages, backends.Sampling(max_new_tokens=8)))

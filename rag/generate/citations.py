@@ -145,11 +145,18 @@ def locate(answer: str, text: str) -> tuple[int, int] | None:
     return start, end
 
 
+VALUE = re.compile(r"[$€£]?\d[\d,.:]*%?")
+
+
 def quote(sentence: str, marker: int, hit: Hit) -> Citation:
     """The answer string itself where the passage holds it (the sentence without its final
-    point, as a short answer is); else the passage's sentence sharing the most content terms
-    with `sentence` (first on ties); the whole passage when none shares any."""
+    point, as a short answer is); else, for a sentence stating a value ("... is $35,000."), its
+    last value the passage holds (a table's cell); else the passage's sentence sharing the most
+    content terms with `sentence` (first on ties); the whole passage when none shares any."""
     found = locate(sentence.rstrip(".!?"), hit.text)
+    for value in reversed(VALUE.findall(sentence) if found is None else []):
+        if found := locate(value.rstrip(".,:"), hit.text):
+            break
     if found is None:
         wanted = set(lexical.terms([sentence])[0])
         spans = excerpt.sentence_spans(hit.text)
