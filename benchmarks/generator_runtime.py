@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -105,6 +106,17 @@ def measure(runtime: str, name: str, batch: list[Messages]) -> dict[str, Any]:
         key: round(statistics.median(r[key] for r in rows), 3) for key in rows[0]}
 
 
+def isolated(runtime: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """`measure` in a process of its own: each runtime starts from the same memory, and one that
+    crashes (torch's dynamic int8 can) is reported, not the end of the run."""
+    done = subprocess.run([sys.executable, __file__, "--index", args.index, "--questions", str(args.questions),
+                           "--one", runtime, name], capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"runtime": runtime, "model": name,
+                "skipped": f"exit status {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1][:120]}"}
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", default="indexes/default")
@@ -112,10 +124,14 @@ def main() -> None:
     parser.add_argument("--runtimes", nargs="+", choices=sorted(RUNTIMES), default=list(RUNTIMES))
     parser.add_argument("--questions", type=int, default=4)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--one", nargs=2, metavar=("RUNTIME", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with Index(args.index) as index:
-        batch = prompts(index, args.questions)
-    rows = [measure(runtime, name, batch) for name in args.models for runtime in args.runtimes]
+    if args.one:  # one runtime in this process (a child of the run below)
+        with Index(args.index) as index:
+            batch = prompts(index, args.questions)
+        print(json.dumps(measure(args.one[0], args.one[1], batch)))
+        return
+    rows = [isolated(runtime, name, args) for name in args.models for runtime in args.runtimes]
     if args.json:
         print(json.dumps(rows, indent=1))
         return

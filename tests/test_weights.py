@@ -108,3 +108,10 @@ def test_the_backend_is_chosen_by_name_from_the_registry() -> None:
 
     with pytest.raises(models.ModelNotFoundError, match="llama.cpp reads GGUF files"):
         llamacpp.gguf_path("not-a-model")
+
+
+def test_bfloat16_on_cpu_only_where_the_cpu_computes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bfloat16 is 3x faster to prefill on AMX / AVX-512 BF16 cores and emulated (slower) elsewhere."""
+    for flags, expected in (("fpu avx2 avx512f", False), ("fpu amx_bf16 amx_tile", True), ("avx512_bf16", True)):
+        monkeypatch.setattr(backends.Path, "read_text", lambda self, flags=flags: f"flags\t\t: {flags}\n")
+        assert backends.cpu_bfloat16() is expected
