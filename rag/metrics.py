@@ -76,3 +76,10 @@ def f1(prediction: str, gold: str) -> float:
 def exact(prediction: str, gold: str) -> float:
     """SQuAD's exact match: 1.0 when the normalized answers are equal."""
     return float(normalize(prediction) == normalize(gold))
+
+
+def contains(prediction: str, gold: str) -> float:
+    """Answer recall: 1.0 when the normalized answer holds the normalized gold answer as whole words
+    (a sentence answer scores like its short answer here, where F1 would punish its other words)."""
+    wanted = normalize(gold)
+    return float(bool(wanted) and f" {wanted} " in f" {normalize(prediction)} ")

@@ -45,12 +45,20 @@ def running(collections: Mapping[str, tuple[Path, Path | None]], keys: Path, log
     port = free_port()
     command = [sys.executable, "-m", "rag", "serve", *collection_flags(collections), "--port", str(port),
                "--keys", str(keys), *options]
+    url = f"http://127.0.0.1:{port}"
+    with started(command, f"{url}/health", log, ready_within):
+        yield url
+
+
+@contextmanager
+def started(command: list[str], ready: str, log: Path, within: float) -> Iterator[None]:
+    """A server process run from `command` (its output in `log`), once GET `ready` answers 200; stopped
+    (terminate, then kill) however the caller leaves."""
     with log.open("w") as out:
         process = subprocess.Popen(command, env=child_env(), stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process, log, ready_within)
-        yield url
+        wait_ready(ready, process, log, within)
+        yield
     finally:
         process.terminate()
         try:
@@ -64,11 +72,11 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: fl
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"rag serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"the server for {url} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"rag serve not ready within {within:.0f} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{url} not ready within {within:.0f} s:\n{log.read_text()[-3000:]}")

@@ -71,6 +71,8 @@ def test_scores_by_hand() -> None:
     assert eg.score([long])["exact_match"] == 0.0 and eg.score([long])["short_exact_match"] == 0.0
     assert eg.score([short])["short_exact_match"] == 1.0 and eg.score([short])["short_f1"] == 1.0
     assert eg.score([short])["f1"] == eg.score([long])["f1"] == pytest.approx(1 / 3, abs=1e-4)  # the old one stays
+    assert eg.score([long])["answer_recall"] == 1.0 and scores["answer_recall"] == pytest.approx(2 / 3, abs=1e-4)
+    assert eg.score([outcome("Not the Black Seas [1].", True)])["answer_recall"] == 0.0  # whole words only
     assert scores["wrong_abstention"] == pytest.approx(1 / 3, abs=1e-4) and scores["abstention"] == 0.5
     assert scores["citation_accuracy"] == 0.5 and scores["uncited_answers"] == 0.0
     assert scores["hallucination"] == pytest.approx(2 / 4)  # (1 unanswerable answered + 1 ungrounded) / (2 + 2)

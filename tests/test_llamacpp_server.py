@@ -9,13 +9,10 @@ does not install it: `make test-llamacpp` does, then runs this file."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from rag import Index, verify
@@ -23,7 +20,7 @@ from rag.generate import backends, weights
 from rag.pipeline import Pipeline
 from rag.reader import Reader
 from tests.conftest import REPO
-from tests.served import child_env, free_port
+from tests.served import free_port, started
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed: run make test-llamacpp")
 pytestmark = pytest.mark.slow
@@ -31,29 +28,13 @@ ALIAS = "qwen2.5-coder-0.5b-instruct"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(weights.gguf_file(weights.DEFAULT_GENERATOR)),
-         "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
-        env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(weights.gguf_file(weights.DEFAULT_GENERATOR)),
+               "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read() if process.stderr else "the server exited"
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
+    with started(command, f"{url}/models", tmp_path_factory.mktemp("llama") / "server.log", 120):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                                env=rag_env(), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process, root / "server.log", 240)
+        wait_ready(f"{url}/health", process, root / "server.log", 240)
         yield {"url": url, "keys": keys, "corpora": corpora, "process": process}
     finally:
         process.terminate()

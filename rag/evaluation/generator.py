@@ -148,6 +148,7 @@ def score(outcomes: list[Outcome]) -> dict[str, float | None]:
         "f1": _best(metrics.f1, answerable, answer_text),
         "short_exact_match": _best(metrics.exact, answerable, short_text),
         "short_f1": _best(metrics.f1, answerable, short_text),
+        "answer_recall": _best(metrics.contains, answerable, answer_text),
         "wrong_abstention": metrics.mean([float(o.answer.abstained) for o in answerable]),
         "citation_accuracy": metrics.mean([float(o.gold_marker is not None and o.gold_marker in _markers(o.answer))
                                     for o in answered]),
@@ -170,7 +171,7 @@ def outcome_json(o: Outcome) -> dict[str, Any]:
             "gold_marker": o.gold_marker, "grounded": grounded(o.answer), "timings": o.answer.timings}
 
 
-COLUMNS = ["exact_match", "f1", "short_exact_match", "short_f1",
+COLUMNS = ["exact_match", "f1", "short_exact_match", "short_f1", "answer_recall",
            "citation_accuracy", "uncited_answers", "wrong_abstention", "abstention",
            "hallucination", "gold_shown", "first_token_p50_s", "total_p50_s"]
 
