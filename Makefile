@@ -44,9 +44,10 @@ test-fast: setup-dev lint typecheck
 	$(PYTEST) -q -m "not slow" -x --hypothesis-profile fast $(PYTEST_ARGS)
 
 # The llamacpp backend and the real llama.cpp server test (tests/test_llamacpp_server.py). Not part of
-# `make test`: installing llama-cpp-python compiles llama.cpp (4 min 52 s on two cores, 2026-12-04).
+# `make test`: installing llama-cpp-python compiles llama.cpp (4 min 52 s on two cores, 2026-12-04). Built
+# portable (GGML_NATIVE=OFF): the native build of 0.3.36 crashed at the first token on AMX cores.
 test-llamacpp: setup-dev
-	$(PIP_INSTALL) -q -e '.[llamacpp]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF $$CMAKE_ARGS" $(PIP_INSTALL) -q -e '.[llamacpp]'
 	$(PY) -m pytest -q tests/test_llamacpp_server.py $(PYTEST_ARGS)
 
 # Chromium for the web UI's browser test: Debian's package, installed where this runs as root;
