@@ -48,6 +48,10 @@ def test_grounded_needs_the_answer_terms_in_a_cited_passage() -> None:
     assert not eg.grounded(answer("It reaches the Black Sea [2].", shown))
     assert not eg.grounded(answer("It reaches the Black Sea.", shown))  # cites nothing
     assert eg.grounded(answer("It is [2].", shown))  # no content terms to check
+    asked = replace(answer("The Danube ends its long journey in the Black Sea [1].", shown),
+                    question="Where does the Danube end its long journey?")
+    assert eg.grounded(asked)  # the question's words, restated, need not be in the passage
+    assert not eg.grounded(replace(asked, question="Where does it end?"))
 
 
 def test_scores_by_hand() -> None:

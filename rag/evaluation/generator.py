@@ -122,12 +122,15 @@ def ask_all(system: Pipeline, passages: Passages, todo: list[Item], setting: str
 
 
 def grounded(answer: Answer, min_share: float = 0.8) -> bool:
-    """At least `min_share` of the answer's content terms occur in the passages it cites (an
-    answer citing nothing is not grounded; one with no content terms, such as "It is", is)."""
+    """At least `min_share` of the content terms the answer adds to its question (each sentence cut
+    as the verifier reads it, rag.verify.answer_part: a sentence restating the question is not
+    penalised for the question's words) occur in the passages it cites (an answer citing nothing is
+    not grounded; one with no content terms, such as "It is", is)."""
     cited = {c.marker for c in answer.citations}
     if not cited:
         return False
-    said = set(lexical.terms([answer_text(answer)])[0])
+    added = [verify.answer_part(answer.question, s.text) for s in answer.sentences] or [answer_text(answer)]
+    said = set(lexical.terms([" ".join(added)])[0])
     shown = set(lexical.terms([" ".join(answer.retrieved[m - 1].text for m in cited)])[0])
     return not said or len(said & shown) / len(said) >= min_share
 
