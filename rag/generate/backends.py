@@ -55,7 +55,7 @@ class TransformersGenerator:
 
     @cached_property
     def path(self) -> Path:
-        """The model folder, converted from GGUF on first use (half a minute, once per machine)."""
+        """The model folder, converted from GGUF on first use (about a minute, once per machine)."""
         return weights.resolve(self.base)
 
     @cached_property

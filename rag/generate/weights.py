@@ -124,7 +124,7 @@ def converted(gguf: Path) -> Path:
             return out
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        log.info("converting %s once into %s (about half a minute)", gguf.name, out)
+        log.info("converting %s once into %s (about a minute for the 0.5B)", gguf.name, out)
         _convert(gguf, tmp)
         shutil.rmtree(out, ignore_errors=True)  # a copy without its config is not a conversion
         tmp.rename(out)
