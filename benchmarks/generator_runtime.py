@@ -64,7 +64,8 @@ RUNTIMES: dict[str, Callable[[str], Generator]] = {"fp32": transformers("fp32"),
 
 
 def prompts(index: Index, count: int) -> list[Messages]:
-    """The messages `rag ask` would send for each question: hybrid top 5, cut to 400 characters each."""
+    """The messages `rag ask` would send for each question (hybrid top 5, cut to 400 characters each),
+    without the reader's one-line evidence hint: the reader is not what is measured here."""
     config = AnswerConfig()
     retriever = index.live("hybrid")
     out = []

@@ -167,7 +167,8 @@ def check(answer: Answer, verifier: Verifier) -> Answer:
         return answer
     start = time.perf_counter()
     shown = [premise(hit) for hit in answer.retrieved]
-    pairs = [(text, claim(answer.question, s.text)) for s in answer.sentences for text in shown]
+    claims = [claim(answer.question, s.text) for s in answer.sentences]  # cut once, checked against each passage
+    pairs = [(text, said) for said in claims for text in shown]
     flat = verifier.scores(pairs)
     rows = [flat[i * len(shown):(i + 1) * len(shown)] for i in range(len(answer.sentences))]
     sentences = [_named(_judge(s, row, verifier.threshold), shown, answer.question)
@@ -181,7 +182,8 @@ def check(answer: Answer, verifier: Verifier) -> Answer:
 def supports(verifier: Verifier, question: str, sentence: str, passages: Sequence[Hit]) -> bool:
     """Whether some passage supports `sentence`, as `check` judges it (`Sentence.supported`), for a
     sentence checked on its own as it is written (rag.pipeline.Lead)."""
-    scores = verifier.scores([(premise(hit), claim(question, sentence)) for hit in passages])
+    said = claim(question, sentence)
+    scores = verifier.scores([(premise(hit), said) for hit in passages])
     return max(scores, default=0.0) >= verifier.threshold
 
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rag.generate.protocol import Messages
 from rag.retrieve import Hit
 from rag.tables import linearize
 
@@ -34,7 +35,6 @@ PLAIN = (
     f"If the passages do not contain the answer, reply with exactly: {ABSTAIN} " + _DATA
 )
 
-Messages = list[dict[str, str]]
 
 # Text in a passage that could pass for prompt structure: a fence, a chat-template control token
 # such as <|im_start|> (which the tokenizer would read as the real token), or a passage marker

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag import models
-from rag.fsutil import exclusive
+from rag.fsutil import atomic_path, exclusive
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,10 @@ def gguf_file(name: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(out.with_name(f".{out.name}.lock")):
         if not out.is_file():
-            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-            with tmp.open("wb") as joined:
+            with atomic_path(out) as tmp, tmp.open("wb") as joined:
                 for part in parts:
                     with part.open("rb") as piece:
                         shutil.copyfileobj(piece, joined, 1 << 24)
-            tmp.rename(out)
     return out
 
 
