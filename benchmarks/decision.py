@@ -4,10 +4,13 @@ The retrieved setting of `rag eval generator` over the last 1,000 HaluEval rows 
 dev split; a seeded 30 % made unanswerable by taking out every passage that holds the answer):
 each question is drafted once by the reader and the generator and checked by the verifier,
 then the decision (rag.decision.decide, the very function `rag ask` runs) is replayed under
-every policy of a grid. Each row prints F1, citation accuracy, wrong abstention, abstention on
-unanswerable questions and hallucination; the policy with the best utility (F1 summed over the
-answerable questions plus abstentions on the unanswerable ones, over all questions) is the
-one to write into the reader's `reader.json` ("policy") and its model card.
+every policy of a grid. Each row prints answer recall, short-answer F1, citation accuracy, wrong
+abstention, abstention on unanswerable questions and hallucination; the policy with the best
+utility (right answers, by answer recall, plus abstentions on the unanswerable questions, over all
+questions) is the one to write into the reader's `reader.json` ("policy") and its model card. It is
+chosen among the policies that keep a supported sentence as written unless `--agree` is given: an
+`agree` policy answers with the reader's bare span wherever the two differ, and waits for the whole
+draft before showing any of it.
 
     python benchmarks/decision.py --data ../shared/data/halueval-qa-train.jsonl --sample 400
 """
@@ -53,8 +56,11 @@ class Remembered:
 
 
 def utility(scores: dict[str, float | None]) -> float:
+    """Right answers plus abstentions, over all questions. An answer is right when its text holds a
+    gold answer (answer recall): F1 against a short gold answer would rank a written-out sentence
+    below a bare span that says the same."""
     answerable, unanswerable = scores["answerable"] or 0, scores["unanswerable"] or 0
-    right = (scores["f1"] or 0.0) * answerable + (scores["abstention"] or 0.0) * unanswerable
+    right = (scores["answer_recall"] or 0.0) * answerable + (scores["abstention"] or 0.0) * unanswerable
     return right / max(1, answerable + unanswerable)
 
 
@@ -64,7 +70,9 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=400, help="questions drawn with a fixed seed (400)")
     parser.add_argument("--reader", type=Path, help="reader folder (default: the shipped one)")
     parser.add_argument("--adapter", default=backends.SHIPPED, help="generator adapter (default: the shipped one)")
-    parser.add_argument("--no-hint", dest="hint", action="store_false",
+    parser.add_argument("--hint", dest="hint", action="store_const", const=True, default=None,
+                        help="show the generator the reader's span (default: only a model that cites with markers)")
+    parser.add_argument("--no-hint", dest="hint", action="store_const", const=False,
                         help="draft without showing the generator the reader's span (the lever's ablation)")
     parser.add_argument("--refusal-bias", type=float, default=0.0, help="decoding lever: see rag.generate.decoding")
     parser.add_argument("--copy-only", action="store_true", help="decoding lever: see rag.generate.decoding")
@@ -73,6 +81,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the grid as results.json here")
     parser.add_argument("--write", action="store_true",
                         help="write the best policy into the reader's reader.json (its \"policy\")")
+    parser.add_argument("--agree", action="store_true",
+                        help="let the chosen policy be `agree` (a supported sentence replaced by the reader's bare "
+                             "span whenever they differ); the grid shows those rows either way")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -103,27 +114,28 @@ def main() -> int:
         rows.append({"keep_margin": keep, "span_margin": span, "agree": agree, "utility": round(utility(scores), 4),
                      **scores})
     rows.sort(key=lambda r: -float(r["utility"] or 0))
+    best = next(r for r in rows if args.agree or not r["agree"])
     drafted = eg.score(outcomes)
     if args.write:
         spec = reader.path / SPEC
         record = json.loads(spec.read_text())
-        record["policy"] = {k: rows[0][k] for k in ("keep_margin", "span_margin", "agree")}
+        record["policy"] = {k: best[k] for k in ("keep_margin", "span_margin", "agree")}
         atomic_write_text(spec, json.dumps(record, indent=1) + "\n")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps({"drafts": drafted, "grid": rows}, indent=1) + "\n")
     if args.json:
-        json.dump({"drafts": drafted, "best": rows[0], "grid": rows}, sys.stdout, indent=1)
+        json.dump({"drafts": drafted, "best": best, "grid": rows}, sys.stdout, indent=1)
         print()
         return 0
-    columns = ["utility", "f1", "citation_accuracy", "wrong_abstention", "abstention", "hallucination"]
+    columns = ["utility", "answer_recall", "short_f1", "citation_accuracy", "wrong_abstention", "abstention",
+               "hallucination"]
     print(f"{len(todo)} HaluEval dev questions; drafts without a decision: "
           + ", ".join(f"{c} {drafted[c]:.3f}" for c in columns[1:]))
     print("| keep_margin | span_margin | agree | " + " | ".join(columns) + " |\n|---|---|---|" + "---|" * len(columns))
     for row in rows[:15]:
         print(f"| {row['keep_margin']} | {row['span_margin']} | {row['agree']} | "
               + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
-    best = rows[0]
     print(f"best: Policy(keep_margin={best['keep_margin']}, span_margin={best['span_margin']}, agree={best['agree']})")
     return 0
 

@@ -49,7 +49,11 @@ class AnswerConfig:
     # the default model's first token under 1.5 s on two cores (benchmarks/answer.py).
     passage_chars: int | None = 400
     sampling: Sampling = field(default_factory=Sampling)
-    evidence_hint: bool = True  # show the generator the reader's best span ("Evidence: passage [2] says ...")
+    # Show the generator the reader's best span ("Evidence: passage [2] says ..."). None: only to a model
+    # that cites with markers (the SmolLM2 adapter learnt its prompt with it); a plain-sentence model
+    # took the hinted span over the right one (the $50.00 fee for $75.00, the threshold for the APY:
+    # docs/models.md, 2026-12-05).
+    evidence_hint: bool | None = None
     # Threads for retrieval and reading (one is fastest for a single query on two shared cores,
     # benchmarks/search.py) and for generation (None: every core; a long prompt's prefill wants them).
     search_threads: int = 1
@@ -141,6 +145,12 @@ class Answerer:
         """The generator's name (the reader's when it answers alone)."""
         return self.generator.name if self.generator else self.reader.name  # type: ignore[union-attr]
 
+    @property
+    def _hint(self) -> bool:
+        """Whether the generator is shown the reader's span (AnswerConfig.evidence_hint)."""
+        hint = self.config.evidence_hint
+        return bool(self.generator and self.generator.markers) if hint is None else hint
+
     def ask(self, question: str) -> Answer:
         return final(self.stream(question))
 
@@ -183,7 +193,7 @@ class Answerer:
             yield Delta(text)
             built = prompt.Prompt([], shown, [], 0)
         else:
-            hint = prompt.Hint(spans[0].passage, spans[0].text) if spans and self.config.evidence_hint else None
+            hint = prompt.Hint(spans[0].passage, spans[0].text) if spans and self._hint else None
             budget = self.generator.context_tokens - self.config.sampling.max_new_tokens
             built = prompt.build(question, shown, self.generator.count_tokens, budget, hint, self.generator.markers)
             threads.use(self.config.generate_threads or threads.available())

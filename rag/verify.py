@@ -134,13 +134,19 @@ def claim(question: str, sentence: str) -> str:
 
 
 _TOKEN = re.compile(r"[$€£]?-{0,2}\w[\w.,:/'’%+-]*")
+# Where a sentence says its answer comes from ("According to the passage, ...", "Based on the
+# information provided in passage [2], ..."): no passage states that, so it is not claimed.
+_ATTRIBUTION = re.compile(r"^\s*(?:according to|based on|as (?:stated|said|described|mentioned) in)\s+(?:the\s+)?"
+                          r"(?:[\w-]+\s+){0,3}?(?:passages?|documents?|information|evidence|text|context)\b[^,.]{0,60},\s*",
+                          re.IGNORECASE)
 
 
 def answer_part(question: str, sentence: str) -> str:
     """`sentence` from its first to its last content word that `question` does not hold (stemmed,
     stopwords aside): what it says beyond restating the question. The whole sentence when it adds
     no such word, when it restates none of the question's (a short answer), or when the question
-    is empty."""
+    is empty. A lead-in naming where the answer comes from ("According to the passage, ") is left out."""
+    sentence = _ATTRIBUTION.sub("", sentence, count=1)
     tokens = [(m.start(), m.start() + len(m.group().rstrip(".,:"))) for m in _TOKEN.finditer(sentence)]
     if not question.strip() or not tokens:
         return sentence.strip()

@@ -45,6 +45,21 @@ def test_invented_flags_names_and_code_are_missing() -> None:
     assert missing(founded, "Who runs it? The Rho Bank team, with Savings Accounts.") == []  # names held, any case
     assert missing(TABLE, f"{MONTHLY} The Verified Everyone Pay Accounts limit is $35,000.") == []  # as asked
     assert missing("Bash reads files.", "What does bash -Z do? The -Z option reads files.") == ["-Z"]  # asked too
+    venv = "To activate it, run:\n\n$ source ~/envs/tutorial-env/bin/activate\n"
+    fenced = "How do I activate it? Run: ```bash\nsource ~/envs/tutorial-env/bin/activate\n```"
+    assert missing(venv, fenced) == []  # a fenced block is looked up without its language tag
+    assert missing(venv, fenced.replace("envs/", "")) == ["```bash\nsource ~/tutorial-env/bin/activate\n```"]
+
+
+def test_a_passage_naming_the_product_only_inside_a_longer_name_is_about_another() -> None:
+    asked = "What balance waives the Blue Account's monthly fee?"
+    true_blue = "True Blue Account: Fee waivers\n- The fee is waived at a balance of $50,000."
+    assert missing(true_blue, f"{asked} $50,000") == ["Blue Account"]  # run into a longer name: another account
+    assert missing("Blue Account: Fee waivers\n- The Blue Account waives its fee at $625.", f"{asked} $625") == []
+    assert missing("Fees\n- Your blue account waives its fee at $625.", f"{asked} $625") == []  # any case
+    # A name the passage lacks is no sign: a multi-hop question names the document it bridges from.
+    assert missing("Adriana Trigiani lives in Greenwich Village.",
+                   "The director of Big Stone Gap is based in what New York city? Greenwich Village") == []
 
 
 def test_what_is_asked_and_bounds_are_not_looked_up() -> None:
@@ -69,3 +84,4 @@ def test_an_unsupported_sentence_names_what_its_passage_lacks() -> None:
     assert [s.verdict for s in checked.sentences] == ["supported", "unsupported"]
     assert [s.missing for s in checked.sentences] == [None, ["12"]]
     assert isinstance(checked.sentences[1], cites.Sentence)
+

@@ -171,6 +171,19 @@ def test_the_evidence_line_can_be_left_out(index: Index) -> None:
     assert "Evidence:" not in generator.prompts[0][1]["content"]
 
 
+def test_the_evidence_line_goes_by_default_only_to_a_model_that_cites_with_markers(index: Index) -> None:
+    """The SmolLM2 adapter learnt its prompt with the reader's span in it; a plain-sentence model
+    took the hinted span over the right one, so it is not shown one unless asked."""
+    cites, plain = Scripted("1846 [1]."), Scripted("It was 1846.")
+    plain.markers = False
+    for generator in (cites, plain):
+        Answerer(index, generator, AnswerConfig(k=4), FakeReader("1846", 5.0)).ask(QUESTION)
+    assert 'Evidence: passage [1] says "1846".' in cites.prompts[0][1]["content"]
+    assert "Evidence:" not in plain.prompts[0][1]["content"]
+    Answerer(index, plain, AnswerConfig(k=4, evidence_hint=True), FakeReader("1846", 5.0)).ask(QUESTION)
+    assert "Evidence:" in plain.prompts[1][1]["content"]
+
+
 def test_a_pipeline_built_once_answers_from_what_is_ingested_later(index: Index, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(ABSTAIN_BELOW, "fake-hash", 0.05)  # the gate, as calibrated for the index's embedder

@@ -213,6 +213,12 @@ def test_verify_command_scores_pairs_and_skips_bad_lines(tmp_path: Path) -> None
     ("Who founded Rho Bank?", "Rho Bank was founded in 1990 by John Doe.", "1990 by John Doe"),
     ("Where do bees live?", "In hives.", "In hives."),  # restates nothing: a short answer, as it is
     ("Is it free?", "It is.", "It is."),  # adds nothing
+    # Where the answer comes from is no claim a passage could support.
+    ("What is the daily send limit for verified accounts?",
+     "According to the passage, the daily send limit for verified accounts is $3,500.", "$3,500"),
+    ("Which file does bash --norc skip?", "Based on the evidence provided in passage [3], bash --norc skips ~/.bashrc.",
+     "bashrc"),
+    ("Who wrote it?", "According to Jane Doe, John Doe wrote it.", "According to Jane Doe, John Doe"),  # a source
 ])
 def test_a_full_sentence_is_checked_by_what_it_adds_to_its_question(question: str, sentence: str, part: str) -> None:
     """A sentence that restates its question is checked like the short answer the verifier was trained

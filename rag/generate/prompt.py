@@ -28,11 +28,13 @@ CITED = (
 )
 # For every other model: plain sentences, each cited afterwards to the passage that supports it
 # (rag.generate.citations.correct, rag.verify.check), as a small model's own markers are mostly "[1]".
+# "Only if none ..." rather than "If the passages do not ...": Qwen 0.5B refused less often where a
+# passage held the answer (docs/models.md, 2026-12-05); refusing is the decision's job anyway.
 PLAIN = (
     "Answer the question using only the numbered passages, in one or two short, complete sentences. "
     "Use the exact values, names and commands the passages give, and say which row and column a table "
     "value comes from when it matters. Do not add anything the passages do not say. "
-    f"If the passages do not contain the answer, reply with exactly: {ABSTAIN} " + _DATA
+    f"Only if none of the passages contains the answer, reply with exactly: {ABSTAIN} " + _DATA
 )
 
 
