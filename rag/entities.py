@@ -78,7 +78,7 @@ def _digits(text: str, quantity: bounds.Quantity) -> bool:
 _BEFORE = {"the", "a", "an", "your", "our", "my", "this", "that", "these", "those", "each", "every", "its", "their",
            "for", "with", "in", "on", "of", "to", "and", "or", "by", "at", "from", "as", "is", "are", "was", "were",
            "what", "which", "who", "whom", "whose", "where", "when", "why", "how", "do", "does", "did", "can", "could",
-           "will", "would", "should", "has", "have", "had", "if", "i", "my", "me", "we"}
+           "will", "would", "should", "has", "have", "had", "if", "i", "me", "we"}
 
 
 def _asked(question: str) -> list[str]:
