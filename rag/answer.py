@@ -3,7 +3,7 @@
 `Answerer.stream` yields the answer's text pieces (`Delta`) as the generator produces them and
 finishes with the complete `Answer`; `ask` returns only the `Answer`. With a reader, the
 reader's best spans are found first (in the whole chunks), each passage is cut around its
-span, the best span is shown to the generator as evidence, and every sentence's citation is
+span, the best span is shown as evidence to a generator that cites with markers, and every sentence's citation is
 corrected to the passage holding its answer string. Without a generator, the answer is the
 reader's best span itself (extractive). A draft stops where its `DraftGate` says so (before
 reading, before generating, after generating), with the gate's reason recorded; the gates, the
