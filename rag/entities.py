@@ -90,7 +90,7 @@ def _asked(question: str) -> list[str]:
         while words and words[0].casefold() in _BEFORE:
             words.pop(0)
         if len(words) > 1:
-            out.append(re.sub(r"['’]s$", "", " ".join(words)))
+            out.append(_unpossessive(" ".join(words)))
     return out
 
 
@@ -121,6 +121,11 @@ def _run_into(premise: str, start: int) -> bool:
     return before is not None and before.group(1)[0].isupper() and before.group(1).casefold() not in _BEFORE
 
 
+def _unpossessive(name: str) -> str:
+    """`name` without a possessive ending: "the Blue Account's fee" names the Blue Account."""
+    return re.sub(r"['’]s$", "", name)
+
+
 def _names(claim: str, said: int) -> list[str]:
     """Runs of two or more capitalised words after `said`, a sentence's first word left out."""
     first = re.search(r"\w", claim[said:])
@@ -130,7 +135,7 @@ def _names(claim: str, said: int) -> list[str]:
         text = run.group()
         if run.start() == start or claim[:run.start()].rstrip().endswith((".", "!", ":")):
             text = text.split(None, 1)[1] if len(text.split()) > 1 else ""
-        text = re.sub(r"['’]s$", "", text)  # "the Blue Account's fee" names the Blue Account
+        text = _unpossessive(text)
         if len(text.split()) > 1:
             out.append(text)
     return out
