@@ -17,7 +17,8 @@ here from signals that can be calibrated, not left to the model:
    must also contain the reader's span when that span is strong enough to answer (a supported
    draft naming another value than the span is usually the wrong cell);
 3. else the reader's span is the answer, cited to its passage, when its margin is at least
-   `span_margin` and the verifier supports it (a refusal or an unsupported draft replaced);
+   `span_margin` and the verifier supports it (a refusal or an unsupported draft replaced), except
+   for a question asking how to do something, which a bare span does not answer;
 4. else abstain, naming the signal that decided: `model_abstained` (the model refused and the
    span was too weak), `unsupported_answer` (the verifier rejected the draft, and the span was
    too weak or rejected too); the reader alone (no generator) says `reader_found_no_answer`.
@@ -41,7 +42,7 @@ from dataclasses import dataclass, replace
 
 from rag.answer import GENERATOR, READER, Answer, Evidence
 from rag.generate import citations as cites
-from rag.generate.prompt import ABSTAIN
+from rag.generate.prompt import ABSTAIN, HOW_TO_QUESTION
 from rag.reader import Span
 from rag.retrieve import Hit
 from rag.verify import Verifier, claim, premise
@@ -151,7 +152,10 @@ def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None) ->
     margin = best.margin if best else float("-inf")
     if margin < policy.keep_margin:  # as the pre-generation gate decides (Gate.reading)
         return abstain(answer, READER_NO_ANSWER)
-    strong = best if best is not None and margin >= policy.span_margin else None
+    # A bare span is no answer to "How do I ...?" ("venv" for how to activate an environment): there the
+    # drafted steps are kept or nothing is (docs/models.md, 2026-12-05).
+    how = answer.answered_by != READER and HOW_TO_QUESTION.match(answer.question)
+    strong = best if best is not None and margin >= policy.span_margin and not how else None
     lead = answer.sentences[0] if answer.sentences else None  # the sentence that answers
     supported = answer.answered_by == GENERATOR and lead is not None and lead.supported is not False
     if supported and not (policy.agree and strong is not None and not _contains(answer.answer, strong.text)):

@@ -8,6 +8,7 @@ calibrated policy (`reader.json`), whose `keep_margin` is also the gate before g
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -148,12 +149,13 @@ class Lead:
         self.text = (self.text + piece).lstrip()
         if self.kept is False:
             return ""
-        end = self.shown
-        for match in cites.SENTENCE_END.finditer(self.text, self.shown):
-            rest = self.text[match.end():]
-            if not rest or rest.startswith("["):  # the sentence or its markers may go on
+        end, found = self.shown, cites.spans(self.text)
+        for (_, stop), (following, _) in itertools.pairwise(found):
+            if stop <= self.shown:
+                continue
+            if self.text.startswith("[", following):  # its markers may go on
                 break
-            end = len(self.text[:match.end()].rstrip())
+            end = len(self.text[:stop].rstrip())
             if self.kept is None:
                 self.kept = self._supported(self.text[:end])
                 if not self.kept:

@@ -52,3 +52,24 @@ def test_a_sentence_stating_a_value_quotes_the_cell_that_holds_it() -> None:
     passage = Hit(1, 1, "limits.md", None, 100, 100 + len(table), 0.0, "", table)
     cited = quote("The monthly send limit for verified accounts is $35,000.", 1, passage)
     assert cited.quote == "$35,000" and table[cited.start - 100:cited.end - 100] == "$35,000"
+
+
+STEPS = ("To make one, follow these steps:\n\n1. Open a terminal.\n2. Run the command:\n   ```bash\n"
+         "   python3 -m venv env. x\n   ```\n   It makes a folder. It holds Python.\n- Then activate it [2].\n\n"
+         "Run:\n\n```\nsource env/bin/activate\n```\n\nThat is all. Done.")
+
+
+def test_a_list_item_and_the_code_block_after_a_sentence_are_one_sentence() -> None:
+    """Steps are checked whole: cut at every full stop, "1." would be a sentence and the command
+    would lose the words saying what it does; a lead-in ending with a colon joins what it introduces."""
+    assert split_sentences(STEPS) == [
+        "To make one, follow these steps:\n\n1. Open a terminal.",
+        "2. Run the command:\n   ```bash\n   python3 -m venv env. x\n   ```\n   It makes a folder. It holds Python.",
+        "- Then activate it [2].", "Run:\n\n```\nsource env/bin/activate\n```", "That is all.", "Done."]
+    assert split_sentences("It needs Python 3. Then it runs: ``` a. b ``` Done.") == [
+        "It needs Python 3.", "Then it runs: ``` a. b ``` Done."]  # no full stop ends one inside a fence
+    parsed = parse(STEPS, [hit(1, 12, len(DOC)), hit(2, 0, 44)])
+    assert [s.citations for s in parsed.sentences][2] == [2] and len(parsed.sentences) == 6
+    assert [s.text for s in parsed.sentences][:3] == [  # the steps' numbers and bullets are not claimed
+        "To make one, follow these steps: Open a terminal.",
+        "Run the command: ```bash python3 -m venv env. x ``` It makes a folder. It holds Python.", "Then activate it."]

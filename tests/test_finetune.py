@@ -75,6 +75,19 @@ def test_examples_show_the_readers_evidence_as_rag_ask_does(rows: list[dict[str,
     assert not any("Evidence:" in e.messages[1]["content"] for e in plain)
 
 
+def test_a_plain_sentence_model_learns_written_out_answers_without_evidence(rows: list[dict[str, str]]) -> None:
+    """Qwen writes plain sentences: it is shown no evidence (as `rag ask` shows it none) and learns the
+    sentence written out for a question where there is one, the answer as written elsewhere."""
+    sentences = {rows[0]["question"]: f"It was {rows[0]['right_answer']} all along."}
+    config = ft.FinetuneConfig(base="Qwen2.5-Coder-0.5B-Instruct", abstain_share=0.0)
+    made = ft.examples(rows, config, seed=0, reader=YearReader(), sentences=sentences)
+    assert made[0].target == f"It was {rows[0]['right_answer']} all along."
+    assert made[1].target == f"{rows[1]['right_answer']}."
+    assert not any("Evidence:" in e.messages[1]["content"] for e in made)
+    with pytest.raises(ValueError, match="targets must be"):
+        ft.FinetuneConfig(targets="poems")
+
+
 def test_dev_rows_are_whole_records_never_trained_on(rows: list[dict[str, str]]) -> None:
     train, dev = ft.split(rows, ft.FinetuneConfig(dev_rows=40, dev_examples=10, limit=50))
     assert train == rows[:50] and dev == rows[200:210]
@@ -138,10 +151,14 @@ def test_answer_loss_equals_the_usual_shifted_loss_on_the_answer() -> None:
 def test_a_real_lora_run_resumes_and_its_adapter_answers(tmp_path: Path, generator: Any) -> None:
     data = write_halueval(tmp_path / "qa.jsonl", 1024)  # 24 training rows, 1,000 held out
     config = ft.FinetuneConfig(limit=16, batch_size=2, grad_accum=1, max_steps=1, eval_steps=1, save_steps=1,
-                               dev_examples=4, lora_r=4, lora_layers=2, reader=None)
+                               dev_examples=4, lora_r=4, lora_layers=2, reader=None, targets="sentences")
     out = tmp_path / "adapter"
     first = ft.finetune(data, out, config)
     assert first["steps"] == 1 and first["resumed_from"] is None
+    written = json.loads((out / ft.SENTENCES).read_text())  # by the base model, each holding its answer
+    rows = {r["question"]: r["right_answer"] for r in ft.read_rows(data)}
+    assert written and first["sentence_targets"] == len(written)
+    assert all(rows[q].lower() in s.lower() for q, s in written.items())
     second = ft.finetune(data, out, ft.FinetuneConfig(**{**config.__dict__, "max_steps": 2}))
     assert second["steps"] == 2 and str(second["resumed_from"]).endswith("checkpoint-1")
     assert json.loads((out / ft.RECORD).read_text())["steps"] == 2

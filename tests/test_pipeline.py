@@ -114,6 +114,14 @@ def test_with_agree_a_supported_draft_without_the_strong_span_gives_way_to_it(in
     assert weak.answer == other  # a span too weak to answer does not overrule a supported draft
 
 
+def test_a_how_to_question_is_never_answered_by_a_bare_span(index: Index) -> None:
+    """"venv" is no answer to "How do I activate a virtual environment?": the drafted steps or nothing."""
+    how = "How do I get whale oil replaced by colza oil?"
+    answer = pipeline(index, "In 1901 [1].", verifier=KeywordVerifier()).ask(how)
+    assert answer.abstain_reason == UNSUPPORTED_ANSWER and answer.draft == "In 1901 [1]." and answer.evidence
+    assert pipeline(index, None, verifier=KeywordVerifier()).ask(how).answer.startswith("1846 [")  # the reader alone
+
+
 def test_a_refusal_gives_way_to_a_strong_span(index: Index) -> None:
     answer = pipeline(index, ABSTAIN, verifier=KeywordVerifier()).ask(QUESTION)
     assert answer.answered_by == READER and answer.draft == ABSTAIN and answer.answer.startswith("1846 [")

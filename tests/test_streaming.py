@@ -179,3 +179,18 @@ def test_a_draft_whose_first_sentence_is_unsupported_shows_none_of_it(indexed: I
         answers.answerer.generator = Chunked(draft, seed)
         pieces, answer = streamed(answers.stream(QUESTION))
         assert pieces == [answer.answer] == [f"1846 [{holder(indexed)}]."] and answer.draft == draft
+
+
+def test_a_draft_written_as_steps_streams_each_step_whole(indexed: Index) -> None:
+    """A numbered step is shown once it is complete, with its code block, never cut at a full stop
+    inside it; what is shown is the answer."""
+    steps = "1. Cows fly [2].\n2. Run this:\n   ```\n   fly. now\n   ```\n   It works. Really.\n3. It was cheaper [1]."
+    draft = f"{SUPPORTED}\n\n{steps}"
+    for size in (1, 4, 13):
+        answers = pipeline(indexed, draft)
+        answers.answerer.generator = Watched(draft, size, [])
+        pieces, answer = streamed(answers.stream(QUESTION))
+        assert "".join(pieces) == answer.answer and answer.answered_by == GENERATOR
+        assert [s.text.split()[0] for s in answer.sentences] == ["Whale", "Cows", "Run", "It"]
+        assert answer.sentences[2].text == "Run this: ``` fly. now ``` It works. Really."
+        assert any(piece.strip().startswith("2. Run this:") and piece.rstrip().endswith("Really.") for piece in pieces)

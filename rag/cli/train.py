@@ -52,6 +52,9 @@ def register(sub: Any, env: Settings) -> None:
                            "shipped reader); 'none': prompts without evidence")
     tune.add_argument("--hint-noise", type=float, default=FinetuneConfig.hint_noise,
                       help="share of answerable examples shown a distractor's span as evidence (default %(default)s)")
+    tune.add_argument("--targets", choices=["answers", "sentences"], default=FinetuneConfig.targets,
+                      help="what the model learns to write: the right answer as written, or written out as a "
+                           "complete sentence by the base model first (default %(default)s)")
     tune.add_argument("--json", action="store_true", help="print what was recorded as one JSON object")
     tune.set_defaults(func=run_finetune)
 
@@ -106,7 +109,8 @@ def run_finetune(args: argparse.Namespace) -> int:
                             lora_layers=args.lora_layers or None, learning_rate=args.learning_rate,
                             batch_size=args.batch_size, grad_accum=args.grad_accum, eval_steps=args.eval_steps,
                             save_steps=args.eval_steps, device=args.device, seed=args.seed,
-                            reader=None if args.reader == "none" else args.reader, hint_noise=args.hint_noise)
+                            reader=None if args.reader == "none" else args.reader, hint_noise=args.hint_noise,
+                            targets=args.targets)
     record = generator.finetune(args.data, args.out, config)
     if args.json:
         print_json(record)

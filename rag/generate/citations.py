@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from rag import lexical
 from rag.generate import excerpt
@@ -62,15 +63,62 @@ class Parsed:
     invalid_markers: int  # markers that named no passage, removed
 
 
+# A list item's marker at the start of a line: "1. ", "2) ", "- ", "* ".
+LIST_ITEM = re.compile(r"^[ \t]*(?:\d{1,2}[.)]|[-*\u2022+])[ \t]+", re.MULTILINE)
+FENCE = "```"
+
+
 def split_sentences(answer: str) -> list[str]:
-    """Sentences with their trailing markers ("It rains [1]. Then [2]" -> two sentences)."""
-    out, pos = [], 0
-    for match in SENTENCE_END.finditer(answer):
-        if match.end() > pos:
-            out.append(answer[pos:match.end()].strip())
+    """Sentences with their trailing markers ("It rains [1]. Then [2]" -> two sentences); a list
+    item is one sentence and a fenced code block belongs to the sentence before it (see `spans`)."""
+    return [s for s in (answer[a:b].strip() for a, b in spans(answer)) if s]
+
+
+def spans(text: str) -> list[tuple[int, int]]:
+    """Where the sentences of `text` are, as offsets. Prose is split after a full stop (and its
+    markers); a numbered or bulleted list item is one sentence however many full stops it has
+    ("2. Run the command: ``` python3 -m venv env ``` It makes a folder."); a fenced code block
+    joins the sentence before it, and so does the first sentence after one that ends with a colon
+    ("... use the following commands:" and "1. Run python3 -m venv env"). Steps and commands are so
+    checked whole: cut at every full stop, "3." would be a sentence of its own, and a lead-in
+    ending with a colon would be the answer's first sentence with nothing in it to check."""
+    out: list[tuple[int, int]] = []
+    for start, end, kind in _blocks(text):
+        units = _prose(text, start, end) if kind == "prose" else [(start, end)]
+        if out and (kind == "code" or text[out[-1][0]:out[-1][1]].endswith(":")):
+            out[-1], units = (out[-1][0], units[0][1]), units[1:]
+        out += units
+    return out
+
+
+def _prose(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The sentences of the prose in text[start:end]: split after full stops outside fences."""
+    out, pos = [], start
+    for match in SENTENCE_END.finditer(text, start, end):
+        if match.end() > pos and text.count(FENCE, start, match.start()) % 2 == 0:
+            out.append((pos, match.end()))
             pos = match.end()
-    out.append(answer[pos:].strip())
-    return [s for s in out if s]
+    return [*out, (pos, end)] if pos < end else out
+
+
+def _blocks(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of `text`'s blocks: "item" (a list item and its continuation lines),
+    "prose" (lines up to a blank line or a list item) and "code" (a fenced block after a blank
+    line). A block's lines inside a fence never start another block."""
+    blocks: list[list[Any]] = []
+    fenced, open_block, pos = False, False, 0
+    for line in text.splitlines(keepends=True):
+        start, end, pos = pos, pos + len(line.rstrip()), pos + len(line)
+        stripped = line.strip()
+        fence = stripped.startswith(FENCE) and stripped.count(FENCE) % 2 == 1
+        if fenced or (stripped and open_block and not LIST_ITEM.match(line)):
+            blocks[-1][1] = max(end, blocks[-1][1])
+        elif stripped:
+            kind = "code" if fence else "item" if LIST_ITEM.match(line) else "prose"
+            blocks.append([start + len(line) - len(line.lstrip()), end, kind])
+        open_block = bool(stripped) or fenced
+        fenced ^= fence
+    return [(a, b, kind) for a, b, kind in blocks]
 
 
 def parse(answer: str, passages: list[Hit]) -> Parsed:
@@ -84,7 +132,8 @@ def parse(answer: str, passages: list[Hit]) -> Parsed:
                     invalid += 1
                 elif number not in markers:
                     markers.append(number)
-        text = " ".join(MARKER.sub(" ", raw).split())
+        # Without its list markers: a step's number is no value a passage must hold (rag.entities).
+        text = " ".join(MARKER.sub(" ", LIST_ITEM.sub("", raw)).split())
         text = re.sub(r"\s+([.!?,;:])", r"\1", text)
         if not text.strip(".!?,;: "):
             continue  # a stray marker on its own is not a sentence

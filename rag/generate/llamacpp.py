@@ -18,8 +18,8 @@ from rag import models
 from rag.generate import weights
 from rag.generate.protocol import GeneratorError, Messages, Sampling
 
-INSTALL = ('CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install "rag[llamacpp]" (compiles llama.cpp: about 5 minutes on two '
-           'cores; the native build of 0.3.36 crashed at the first token on AMX cores)')
+INSTALL = ('CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" pip install "rag[llamacpp]" (compiles llama.cpp: about '
+           '4 minutes on two cores; the native build of 0.3.36 crashed at the first token on AMX cores)')
 
 
 def gguf_path(name: str) -> Path:

@@ -37,6 +37,23 @@ PLAIN = (
     f"Only if none of the passages contains the answer, reply with exactly: {ABSTAIN} " + _DATA
 )
 
+# For how-to questions (`HOW_TO_QUESTION`): the steps and commands, and no refusal clause. Under every
+# refusal clause tried, Qwen 0.5B refused "How do I create a virtual environment in Python?" whose
+# passage gives the command; whether to abstain is then rag.decision's alone (docs/models.md, 2026-12-06).
+HOW_TO = (
+    "Answer the question using only the numbered passages: give the steps and the exact commands the "
+    "passages give, in a few short sentences. Do not add steps, commands or options the passages do not "
+    "give. " + _DATA
+)
+HOW_TO_QUESTION = re.compile(r"\s*how\s+(?:do|can|should|could|would)\s+(?:i|you|we|one)\b|\s*how\s+to\b",
+                             re.IGNORECASE)
+
+
+def instructions(question: str, markers: bool) -> str:
+    """The system prompt for `question`: CITED for a model that cites with markers, else HOW_TO for a
+    question asking how to do something, else PLAIN."""
+    return CITED if markers else HOW_TO if HOW_TO_QUESTION.match(question) else PLAIN
+
 
 # Text in a passage that could pass for prompt structure: a fence, a chat-template control token
 # such as <|im_start|> (which the tokenizer would read as the real token), or a passage marker
@@ -88,7 +105,7 @@ def messages_for(question: str, passages: list[Hit], hint: Hint | None = None, m
     user = f"Passages:\n\n{blocks}\n\nQuestion: {question.strip()}" if passages else f"Question: {question.strip()}"
     if hint is not None and hint.passage < len(passages):
         user += "\n" + hint_line(hint.passage + 1, hint.text)
-    return [{"role": "system", "content": CITED if markers else PLAIN}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": instructions(question, markers)}, {"role": "user", "content": user}]
 
 
 def unconditional(messages: Messages) -> Messages:

@@ -12,7 +12,13 @@ With a reader (the default: the shipped one), each example is built as `rag ask`
 the reader reads the whole passages, each passage is cut around its best span, and the best
 span is shown as evidence. The reader was trained on these rows, so its evidence is right
 more often here than on new text; in `hint_noise` of the answerable examples the evidence is
-the best span of a distractor instead, so the model learns to check it, not to copy it.
+the best span of a distractor instead, so the model learns to check it, not to copy it. A
+model that writes plain sentences (Qwen) is shown no evidence, as `rag ask` shows it none.
+
+A plain-sentence model should not learn to answer in fragments ("Arthur's Magazine."): with
+`targets="sentences"` each right answer is first written out as a complete sentence by the base
+model itself (`written_out`), kept only where it holds the answer word for word, and saved beside
+the adapter so that a resumed run trains on the same targets.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag import lexical, models
+from rag import lexical, metrics, models
 from rag.answer import AnswerConfig
 from rag.fsutil import atomic_write_text, read_jsonl
 from rag.generate import excerpt, prompt, weights
@@ -35,6 +41,9 @@ from rag.reader import Reader, SpanReader, best_per_passage
 from rag.retrieve import Hit
 
 RECORD = "finetune.json"  # what was trained, on what, how long, with which losses
+SENTENCES = "sentences.json"  # the written-out targets (targets="sentences"), reused on resume
+REWRITE = ("Rewrite the answer to the question as one short, complete sentence. Use the answer's words exactly "
+           "and add nothing else.")
 log = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -68,6 +77,11 @@ class FinetuneConfig:
     max_tokens: int = 1024  # longer examples (prompt + answer) are reported and skipped
     reader: str | None = "shipped"  # a reader folder whose evidence the prompts show ("shipped"; None: no evidence)
     hint_noise: float = 0.2  # answerable examples whose evidence is a distractor's best span
+    targets: str = "answers"  # "answers": the right answer as written; "sentences": written out (`written_out`)
+
+    def __post_init__(self) -> None:
+        if self.targets not in ("answers", "sentences"):
+            raise ValueError(f"targets must be 'answers' or 'sentences', not {self.targets!r}")
 
 
 @dataclass(frozen=True)
@@ -107,9 +121,10 @@ def split(rows: list[dict[str, str]], config: FinetuneConfig) -> tuple[list[dict
 
 
 def examples(rows: list[dict[str, str]], config: FinetuneConfig, seed: int,
-             reader: SpanReader | None = None) -> list[Example]:
+             reader: SpanReader | None = None, sentences: dict[str, str] | None = None) -> list[Example]:
     """One example per row, distractors drawn from the same rows' knowledge by BM25; with a
-    `reader`, passages cut around its spans and its evidence shown, as `rag ask` does."""
+    `reader`, passages cut around its spans and its evidence shown, as `rag ask` does. The target
+    is the question's sentence in `sentences` where it has one, else its right answer."""
     rng = random.Random(seed)
     passages = list(dict.fromkeys(r["knowledge"] for r in rows))
     bm25 = lexical.fit(lexical.terms(passages))
@@ -128,12 +143,51 @@ def examples(rows: list[dict[str, str]], config: FinetuneConfig, seed: int,
         shown = [_narrow(row["question"], h, config.passage_chars, around.get(n)) for n, h in enumerate(hits)]
         if oracle and spans and rng.random() < config.hint_noise:
             spans = [s for s in spans if s.passage != oracle - 1] or spans
-        hint = prompt.Hint(spans[0].passage, spans[0].text) if spans else None
-        answer = row["right_answer"].strip().rstrip(".")
         markers = weights.writes_markers(config.base)  # a plain-sentence model is cited after writing
+        hint = prompt.Hint(spans[0].passage, spans[0].text) if spans and markers else None
+        answer = (sentences or {}).get(row["question"], row["right_answer"]).strip().rstrip(".")
         target = (f"{answer} [{oracle}]." if markers else f"{answer}.") if oracle else prompt.ABSTAIN
         out.append(Example(prompt.messages_for(row["question"], shown, hint, markers), target, oracle))
     return out
+
+
+def written_out(model: Any, tokenizer: Any, rows: list[dict[str, str]], batch_size: int = 16) -> dict[str, str]:
+    """question -> its right answer written out as one complete sentence by `model` (greedy), for
+    the rows whose sentence holds the answer word for word (SQuAD-normalised) and says nothing
+    after a first full stop; the others keep their answer as written."""
+    import torch
+    from tqdm.auto import tqdm
+
+    tokenizer.padding_side = "left"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out = {}
+    for at in tqdm(range(0, len(rows), batch_size), desc="sentence targets", unit="batch"):
+        batch = rows[at: at + batch_size]
+        texts = [tokenizer.apply_chat_template(
+            [{"role": "system", "content": REWRITE},
+             {"role": "user", "content": f"Question: {r['question']}\nAnswer: {r['right_answer']}"}],
+            tokenize=False, add_generation_prompt=True) for r in batch]
+        encoded = tokenizer(texts, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            ids = model.generate(**encoded, max_new_tokens=48, do_sample=False, pad_token_id=pad)
+        for row, new in zip(batch, ids[:, encoded["input_ids"].shape[1]:], strict=True):
+            said = " ".join(tokenizer.decode(new, skip_special_tokens=True).split())
+            one_sentence = said.count(". ") == 0 and len(said) > len(row["right_answer"])
+            if one_sentence and metrics.contains(said, row["right_answer"]):
+                out[row["question"]] = said
+    return out
+
+
+def _sentences(model: Any, tokenizer: Any, rows: list[dict[str, str]], out: Path) -> dict[str, str]:
+    """`written_out` for `rows`, read from out/SENTENCES when an earlier run wrote them."""
+    path = out / SENTENCES
+    if path.is_file():
+        saved: dict[str, str] = json.loads(path.read_text())
+        return saved
+    written = written_out(model, tokenizer, rows)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(written, indent=0) + "\n")
+    return written
 
 
 def _hit(rank: int, text: str) -> Hit:
@@ -203,16 +257,19 @@ def finetune(data: Path, out: Path, config: FinetuneConfig = FinetuneConfig()) -
     train_rows, dev_rows = split(read_rows(data, problems), config)
     base = weights.resolve(config.base)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
-    reader = None if config.reader is None else Reader(None if config.reader == "shipped" else config.reader)
-    train_examples = examples(train_rows, config, config.seed, reader)
-    train_set = encode_all(train_examples, tokenizer, config.max_tokens, problems)
-    dev_set = encode_all(examples(dev_rows, config, config.seed + 1, reader), tokenizer, config.max_tokens, problems)
-    for problem in problems:
-        log.warning("skipped: %s", problem)
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
     with models.quiet_loading():
         loaded = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16 if bf16 else torch.float32)
+    loaded.to(device)
+    sentences = _sentences(loaded, tokenizer, train_rows + dev_rows, out) if config.targets == "sentences" else None
+    reader = None if config.reader is None else Reader(None if config.reader == "shipped" else config.reader)
+    train_examples = examples(train_rows, config, config.seed, reader, sentences)
+    train_set = encode_all(train_examples, tokenizer, config.max_tokens, problems)
+    dev_set = encode_all(examples(dev_rows, config, config.seed + 1, reader, sentences), tokenizer, config.max_tokens,
+                         problems)
+    for problem in problems:
+        log.warning("skipped: %s", problem)
     layers = loaded.config.num_hidden_layers
     top = range(layers - min(config.lora_layers or layers, layers), layers)
     model = get_peft_model(loaded, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
@@ -239,6 +296,7 @@ def finetune(data: Path, out: Path, config: FinetuneConfig = FinetuneConfig()) -
     record = {"base": models.canonical_name(config.base), "config": asdict(config), "data": str(data),
               "train_records": len(train_rows), "dev_records": len(dev_rows), "skipped": problems,
               "abstain_examples": sum(e.oracle is None for e in train_examples),
+              "sentence_targets": len(sentences) if sentences is not None else None,
               "steps": result.global_step, "train_loss": round(result.training_loss, 4),
               "dev_loss": round(dev_loss, 4), "resumed_from": resume, "device": device,
               "train_s": round(time.perf_counter() - start, 1),
