@@ -71,3 +71,8 @@ def answers_questions(index: Index, generator: object) -> None:
     assert "$35,000" in monthly.retrieved[monthly.sentences[0].citations[0] - 1].text
     unknown = answers.ask("What is the annual fee of the Rho Bank Titanium Rewards Card?")
     assert unknown.abstained and unknown.abstain_reason and unknown.retrieved
+    # A how-to question answered with the how: the command, in the step that says what it does, not "venv".
+    how = answers.ask("How do I create a virtual environment in Python?")
+    assert how.answered_by == "generator" and "python3 -m venv tutorial-env" in how.answer, how
+    step = next(s for s in how.sentences if "python3 -m venv" in s.text)
+    assert step.supported and "venv.html" in how.retrieved[step.citations[0] - 1].source

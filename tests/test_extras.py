@@ -23,10 +23,11 @@ sys.exit(rag.cli.main(["ui"]))
 def test_the_base_dependencies_leave_the_optional_parts_to_extras() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     base = " ".join(project["dependencies"])
-    assert not any(name in base for name in ("streamlit", "matplotlib", "scikit-learn", "ray", "fastapi", "uvicorn"))
+    assert not any(name in base for name in ("streamlit", "matplotlib", "scikit-learn", "ray", "fastapi", "uvicorn",
+                                             "llama"))
     extras = project["optional-dependencies"]
-    assert {"eval", "train", "ui", "ray", "serve", "dev"} <= set(extras)
-    assert any("rag[eval,train,ui,ray,serve]" in d for d in extras["dev"])
+    assert {"eval", "train", "ui", "ray", "serve", "llamacpp", "dev"} <= set(extras)
+    assert any("rag[eval,train,ui,ray,serve,llamacpp]" in d for d in extras["dev"])  # make test runs every part
 
 
 def test_without_the_extras_answering_imports_and_the_ui_names_its_extra() -> None:
