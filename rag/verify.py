@@ -133,7 +133,9 @@ def claim(question: str, sentence: str) -> str:
     return f"{question.strip()} {answer_part(question, sentence)}"
 
 
-_TOKEN = re.compile(r"[$€£]?-{0,2}\w[\w.,:/'’%+-]*")
+# A word, number or amount; code in backticks or a fence is one token, so that a command is claimed
+# whole ("`python -m pip list`" for "How do I list the packages?", not "`python -m pip").
+_TOKEN = re.compile(r"```.*?```|`[^`\n]+`|[$€£]?-{0,2}\w[\w.,:/'’%+-]*", re.DOTALL)
 # Where a sentence says its answer comes from ("According to the passage, ...", "Based on the
 # information provided in passage [2], ..."): no passage states that, so it is not claimed.
 _ATTRIBUTION = re.compile(r"^\s*(?:according to|based on|as (?:stated|said|described|mentioned) in)\s+(?:the\s+)?"

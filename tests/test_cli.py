@@ -18,6 +18,8 @@ from rag.store import write_lock
 from tests.conftest import BROKEN, FIXTURES, GOOD, rag_env
 from tests.test_pipeline import QUESTION, holder, pipeline
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def rag(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rag", *args], cwd=cwd, env=rag_env(), input=stdin,
@@ -215,13 +217,15 @@ def test_eval_verifier_compares_with_both_baselines(tmp_path: Path) -> None:
                 {"input": "Bees: Bees live in hives.\nClaim: Bees live in caves.", "target_scores": {"False": 1}},
                 {"input": "Ants: Ants live in nests.\nClaim: Ants sing.", "target_scores": {"Neither": 1}}]
     (tmp_path / "vitaminc.json").write_text(json.dumps({"examples": examples}))
+    shutil.copy(ROOT / "eval" / "command-claims.jsonl", tmp_path)
     result = rag("eval", "verifier", "--halueval", "qa.jsonl", "--vitaminc", "vitaminc.json", "--limit", "6",
-                 "--calibration-limit", "6", "--out", "out", "--json", cwd=tmp_path)
+                 "--calibration-limit", "6", "--claims", "command-claims.jsonl", "--out", "out", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     results = json.loads(result.stdout)
     assert set(results) == {"verifier-minilm", "verifier-minilm (model only)", "token-overlap", "judge"}
     for by_data in results.values():
         assert by_data["halueval-dev"]["pairs"] == 6 and by_data["vitaminc"]["pairs"] == 3
+        assert by_data["command-claims"]["pairs"] == 22 and by_data["command-claims"]["supported_share"] == 0.5
         assert by_data["halueval-dev-sentences"]["pairs"] == 6
         assert 0 <= by_data["vitaminc"]["balanced_accuracy"] <= 1
     assert (tmp_path / "out" / "calibration.png").read_bytes()[:4] == b"\x89PNG"

@@ -18,6 +18,7 @@ from rag.answer import Answer
 from rag.generate import citations as cites
 from rag.generate.prompt import ABSTAIN
 from rag.retrieve import Hit
+from rag.training import howto
 from rag.training import verifier as training
 from tests.conftest import rag_env, write_halueval
 
@@ -157,6 +158,67 @@ def test_statements_are_negated_shortened_and_bounded_with_the_right_labels() ->
     for nothing in ("He was born on May 4, 1961.", "It stands at 860 West 7th Street.", "It sold about 40 copies.",
                     "Route 66 is long."):
         assert training.comparison(nothing, rng) is None, nothing
+
+
+def test_how_to_pairs_bind_each_task_to_the_command_the_page_gives_for_it() -> None:
+    made = howto.claims(300, seed=1)
+    kinds = {(c.kind, c.label) for c in made}
+    assert kinds == {("command", 1), ("platform_command", 1), ("other_command", 0), ("changed_command", 0),
+                     ("missing_task", 0), ("other_platform", 0)}
+    for c in made:
+        command = re.search(r"`([^`]+)`|```bash\n(.+)\n```", c.sentence)
+        assert command, c.sentence
+        said = command.group(1) or command.group(2)
+        assert (said in c.passage) == (c.kind not in {"changed_command"}), (c.kind, said)
+        if c.question and c.kind in {"command", "platform_command", "other_command"}:
+            asked = c.question.removeprefix("How do I ").split(" with ")[0]
+            given_for = _task_before(c.passage, c.passage.index(said))
+            assert (given_for == asked) == (c.kind != "other_command"), (c.kind, asked, given_for)
+        if c.kind == "missing_task":
+            task = c.question.removeprefix("How do I ").split(" with ")[0]
+            assert not re.search(rf"\b{task}", c.passage, re.IGNORECASE)
+    assert howto.claims(5, seed=2) == howto.claims(5, seed=2)
+
+
+def _task_before(passage: str, at: int) -> str:
+    """The task the page names last before offset `at`: the one the command there is given for."""
+    found = [(m.start(), task) for task, _ in howto._TASKS
+             for m in re.finditer(rf"\b{task}\b", passage[:at], re.IGNORECASE)]
+    return max(found)[1]
+
+
+def test_table_pairs_are_read_by_row_and_column_and_labelled_by_the_asked_cell() -> None:
+    made = training.synthetic(training.VerifierConfig(tables=200, seed=3))
+    assert {p.kind for p in made} == {"table_cell", "other_cell", "table_without_answer"}
+    for p in made:
+        value = p.hypothesis.rsplit(" ", 1)[-1]
+        assert value in p.premise and "|---" not in p.premise  # a rule line is never read
+        assert p.label == (p.kind == "table_cell")
+    cell = next(p for p in made if p.kind == "table_cell")
+    wrong = next(p for p in made if p.kind == "other_cell" and p.premise == cell.premise)
+    assert cell.hypothesis.split("?")[0] == wrong.hypothesis.split("?")[0]  # the same question
+
+
+def test_labelled_claims_are_read_whole_and_a_missing_label_names_the_file(tmp_path: Path) -> None:
+    from rag.evaluation.verifier import labelled
+
+    made = labelled(Path(__file__).parent.parent / "eval" / "command-claims.jsonl")
+    assert len(made) == 22 and sum(p.label for p in made) == 11 and {p.kind for p in made} == {"command-claims"}
+    bad = tmp_path / "claims.jsonl"
+    bad.write_text('{"premise": "a", "hypothesis": "b", "label": 1}\n{"premise": "a", "hypothesis": "b"}\n')
+    with pytest.raises(ValueError, match="claims.jsonl: claim 2 has no label"):
+        labelled(bad)
+
+
+@pytest.mark.parametrize(("question", "sentence", "claimed"), [
+    ("How do I list all the packages installed?", "To list all the packages installed, run `python -m pip list`.",
+     "run `python -m pip list`"),
+    ("How do I create an environment?", "To create an environment, run:\n```bash\npython3 -m venv env\n```",
+     "run:\n```bash\npython3 -m venv env\n```"),
+])
+def test_a_command_is_claimed_whole_even_where_its_words_restate_the_question(question: str, sentence: str,
+                                                                               claimed: str) -> None:
+    assert verify.answer_part(question, sentence) == claimed
 
 
 def test_over_long_pairs_are_trimmed_not_refused() -> None:

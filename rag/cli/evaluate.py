@@ -96,6 +96,8 @@ def register(sub: Any, env: Settings) -> None:
     verifier_path_option(ver)
     ver.add_argument("--judge", default=JUDGE,
                      help="generator used as the yes/no judge baseline, bare (default %(default)s); '' for none")
+    ver.add_argument("--claims", type=Path, action="append", default=[],
+                     help="also score these labelled claims (JSON lines: premise, hypothesis, label); repeatable")
     ver.add_argument("--out", type=Path, help="write results.json, results.md and calibration.png into this folder")
     ver.add_argument("--json", action="store_true", help="print {verifier: {dataset: {metric: value}}}")
     evaluate.set_defaults(func=run)
@@ -119,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
             args.dataset, args.format, args.index, args.limit, args.cache, args.generator, args.adapter,
             args.verifier, args.reader, args.use_reader, args.strict, args.k, backend=args.backend), args.out, bar),
         "verifier": lambda bar: verifier.run(verifier.VerifierEval(
-            args.halueval, args.vitaminc, args.limit, args.calibration_limit, args.verifier, args.judge), bar),
+            args.halueval, args.vitaminc, args.limit, args.calibration_limit, args.verifier, args.judge,
+            tuple(args.claims)), bar),
     }
     with tqdm(total=None, desc=args.what, unit="item", disable=None) as bar:
         report = runs[args.what](bar)

@@ -19,6 +19,8 @@ def register(sub: Any, env: Settings) -> None:
     _crossencoder_training_options(reranker, "reranker", "(last 1000 rows held out)", "questions")
     verifier = model.add_parser("verifier", help="fine-tune the answer verifier (a cross-encoder) on HaluEval QA")
     _crossencoder_training_options(verifier, "verifier", "(last 1000 rows held out, the 500 before calibrate)", "rows")
+    verifier.add_argument("--howto", type=int, default=0, help="add N synthetic how-to pages' pairs (default 0)")
+    verifier.add_argument("--tables", type=int, default=0, help="add N synthetic table questions' pairs (default 0)")
     reader = model.add_parser("reader", help="fine-tune the extractive reader (a span head) on HaluEval QA; "
                                              "a rerun resumes from out/checkpoints")
     _crossencoder_training_options(reader, "reader", "(last 1000 rows held out)", "rows")
@@ -89,7 +91,8 @@ def run_train(args: argparse.Namespace) -> int:
                 learning_rate=args.learning_rate or reader.ReaderConfig.learning_rate), progress)
         elif args.what == "verifier":
             record = verifier_training.train(args.data, args.out, verifier_training.VerifierConfig(
-                base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads), progress)
+                base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads,
+                howto=args.howto, tables=args.tables), progress)
         else:
             record = reranker.train(args.data, args.out, reranker.TrainConfig(
                 base=args.base, limit=args.limit, epochs=args.epochs, seed=args.seed, threads=args.threads), progress)

@@ -4,7 +4,8 @@ overlap and the generator used as a yes/no judge, on HaluEval dev rows and Vitam
 Every verifier's threshold comes from the same HaluEval calibration rows (the trained one's
 was set there by `rag train verifier`; the baselines get theirs here), so no threshold is
 tuned on the data it is scored on. VitaminC is evaluation only: True is supported, False
-and Neither are not.
+and Neither are not. Hand-labelled claims (`--claims`, such as eval/command-claims.jsonl: real
+corpus passages with a right and a wrong command for each task) are scored as datasets of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from rag import metrics, verify
 from rag.evaluation import plots
 from rag.evaluation.report import Progress, Report, config_json
+from rag.fsutil import read_jsonl
 from rag.generate import backends
 from rag.training import verifier as training
 from rag.training.verifier import Pair
@@ -53,6 +55,15 @@ def halueval_sentences(rows: list[dict[str, Any]], limit: int | None, seed: int 
              for text, label, kind in ((f"The answer is {r['right_answer']}.", 1, "answer_sentence"),
                                        (r["hallucinated_answer"], 0, "hallucinated"))]
     return _sample(pairs, limit, seed)
+
+
+def labelled(path: Path) -> list[Pair]:
+    """Claims as the pipeline checks them (JSON lines: premise, hypothesis, label 1 supported / 0 not)."""
+    rows = read_jsonl(path, ("premise", "hypothesis"))
+    bad = next((n for n, r in enumerate(rows, 1) if r.get("label") not in (0, 1)), None)
+    if bad:
+        raise ValueError(f"{path}: claim {bad} has no label 0 or 1")
+    return [Pair(r["premise"], r["hypothesis"], r["label"], path.stem) for r in rows]
 
 
 def _sample(items: list[Pair], limit: int | None, seed: int) -> list[Pair]:
@@ -154,6 +165,7 @@ class VerifierEval:
     calibration_limit: int = 400
     verifier: Path | None = None  # None: the shipped one
     judge: str = JUDGE  # a bare generator as a yes/no judge; "" for none
+    claims: tuple[Path, ...] = ()  # labelled claim files, each scored whole as a dataset named by its stem
 
 
 def run(config: VerifierEval, progress: Progress | None = None) -> Report:
@@ -163,6 +175,7 @@ def run(config: VerifierEval, progress: Progress | None = None) -> Report:
                 "halueval-dev-sentences": halueval_sentences(dev_rows, config.limit)}
     if config.vitaminc:
         datasets["vitaminc"] = vitaminc(config.vitaminc, config.limit)
+    datasets |= {path.stem: labelled(path) for path in config.claims}
     trained = verify.load(config.verifier)
     verifiers: dict[str, Verifier] = {trained.name: trained, f"{trained.name} (model only)": trained.inner,
                                       "token-overlap": verify.OverlapVerifier()}

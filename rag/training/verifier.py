@@ -18,6 +18,13 @@ time one sentence, as VitaminC's evidence is):
 - unsupported: a bound that does not hold, the sentence negated, a swapped name or number, and
   a sentence checked against the passage with that sentence taken out ("Neither": same topic,
   the fact missing).
+Synthetic pages, since HaluEval has neither (nothing from any evaluation set is read):
+- `howto` how-to pages of invented tools (`rag.training.howto`): a task said with the command the
+  page gives for it is supported; with another task's or platform's command from the same page, a
+  changed command, or for a task the page lacks, it is not;
+- `tables` Markdown tables of invented products (`rag.training.tables`), read written out by row
+  and column as `rag ask` reads them: the asked cell is supported; another row's or column's cell,
+  or any cell for a product or column the page lacks, is not.
 The rows just before the last `dev_rows` calibrate the threshold; the last `dev_rows` are the
 project's dev split, never trained or calibrated on.
 """
@@ -35,7 +42,8 @@ from typing import Any
 
 from rag import bounds, crossencoder, lexical, metrics, models
 from rag.fsutil import read_jsonl
-from rag.training import loop
+from rag.tables import linearize
+from rag.training import howto, loop, tables
 from rag.verify import SPEC, claim
 
 FIELDS = ("knowledge", "question", "right_answer", "hallucinated_answer")
@@ -67,6 +75,8 @@ class VerifierConfig:
     max_length: int = 192  # premise + claim tokens (HaluEval knowledge is ~75 words)
     seed: int = 0
     threads: int | None = None
+    howto: int = 0  # synthetic how-to pages (2 pairs each)
+    tables: int = 0  # synthetic table questions (1 or 2 pairs each)
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,24 @@ def pairs(rows: list[dict[str, Any]], seed: int = 0) -> list[Pair]:
         out += _answer_sentences(row, swapped, rng)
         out += statements(text, names, rng)
     rng.shuffle(out)
+    return out
+
+
+def synthetic(config: VerifierConfig) -> list[Pair]:
+    """The synthetic how-to and table pairs `config` asks for (see the module docstring)."""
+    out = [Pair(c.passage, claim(c.question, c.sentence) if c.question else c.sentence, c.label, c.kind)
+           for c in howto.claims(config.howto, config.seed)]
+    for q in tables.questions(config.tables, config.seed):
+        premise = linearize(f"{q.context}\n{q.passage}").text
+        rows = [line for line in q.passage.splitlines() if line.startswith("|")][2:]  # past header and rule
+        cells = [c.strip() for line in rows for c in line.strip("|").split("|")[1:]]
+        value = q.passage[q.start: q.end] if q.start >= 0 else ""
+        others = [c for c in cells if c != value]
+        if value:
+            out.append(Pair(premise, claim(q.question, value), 1, "table_cell"))
+        if others:
+            out.append(Pair(premise, claim(q.question, random.Random(q.question).choice(others)), 0,
+                            "other_cell" if value else "table_without_answer"))
     return out
 
 
@@ -245,7 +273,8 @@ def train(data: Path, out: Path, config: VerifierConfig = VerifierConfig(),
     """Fine-tune, calibrate the threshold, and write `out` (weights + verifier.json)."""
     loop.seed_and_threads(config.seed, config.threads)
     train_rows, calibration_rows, _ = split(data, config)
-    examples = pairs(train_rows, config.seed)
+    examples = pairs(train_rows, config.seed) + synthetic(config)
+    random.Random(config.seed).shuffle(examples)
     tokenizer, model = crossencoder.trainable(config.base)
     start = time.perf_counter()
     steps, final = loop.fit(model, examples, lambda batch: _loss(model, tokenizer, batch, config.max_length),
