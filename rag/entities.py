@@ -11,8 +11,9 @@ passage: numbers by value ("$3,500" = "3,500" = "3500"; a bound such as "more th
 of a multi-word name somewhere in the passage; a name the question says is what is asked about,
 often named only in a document's title or a bridging document, and need not be; but a passage
 titled with a longer name holding it, and holding it nowhere on its own, is about another thing:
-the "True Blue Account" is not the "Blue Account"). A number the passage holds only in
-table cells of another row or column than the claim names ("monthly" for a cell of the "Daily
+the "True Blue Account" is not the "Blue Account"; nor is a passage titled with a sibling's name
+that never says the asked name's first word: the "Green Account" is not "Lime Green"). A number
+the passage holds only in table cells of another row or column than the claim names ("monthly" for a cell of the "Daily
 send limit" column, rag.tables.misread) is missing too: it is there, but as another thing's value.
 """
 
@@ -43,7 +44,7 @@ def missing(premise: str, claim: str) -> list[str]:
     asked = " ".join(claim[:said].casefold().split())
     found += [name for name in _names(claim, said) if " ".join(name.casefold().split()) not in asked
               and not all(w.casefold() in words for w in name.split())]
-    found += [name for name in _asked(claim[:said]) if _titled_otherwise(name, premise)]
+    found += [name for name in _asked(claim[:said]) if _titled_otherwise(name, premise) or _titled_kin(name, premise)]
     return _numbers(premise, claim, said) + found
 
 
@@ -77,6 +78,7 @@ def _digits(text: str, quantity: bounds.Quantity) -> bool:
 # "Which Blue Account").
 _BEFORE = {"the", "a", "an", "your", "our", "my", "this", "that", "these", "those", "each", "every", "its", "their",
            "for", "with", "in", "on", "of", "to", "and", "or", "by", "at", "from", "as", "is", "are", "was", "were",
+           "before", "after", "since", "during", "until",
            "what", "which", "who", "whom", "whose", "where", "when", "why", "how", "do", "does", "did", "can", "could",
            "will", "would", "should", "has", "have", "had", "if", "i", "me", "we"}
 
@@ -104,6 +106,19 @@ def _titled_otherwise(name: str, premise: str) -> bool:
     found = list(re.finditer(rf"(?<![\w'’-]){phrase}(?![\w-])", premise, re.IGNORECASE))
     return (bool(found) and all(_run_into(premise, m.start()) for m in found)
             and any(_title(premise, m.start()) for m in found))
+
+
+def _titled_kin(name: str, premise: str) -> bool:
+    """Whether `premise` never says the first word of the question's `name` and is titled with a kin
+    name holding the next one ("Green Account" for "Lime Green", "Bronze Rewards Card" for "Silver
+    Rewards Card"): the passage is about a sibling product, whose values are not the asked one's.
+    The first word is what tells siblings apart; a passage that holds it somewhere may still be
+    about the thing asked (its title may shorten the name)."""
+    first, *rest = [w.casefold() for w in name.split()]
+    if not rest or first in {w.casefold() for w in WORD.findall(premise)}:
+        return False
+    return any(_title(premise, run.start()) and rest[0] in {w.casefold() for w in run.group().split()}
+               for run in NAME.finditer(premise))
 
 
 def _title(premise: str, at: int) -> bool:

@@ -62,6 +62,18 @@ def test_a_passage_naming_the_product_only_inside_a_longer_name_is_about_another
                    "The director of Big Stone Gap is based in what New York city? Greenwich Village") == []
 
 
+def test_a_passage_titled_with_a_sibling_name_is_about_another() -> None:
+    asked = "What is the daily mobile check deposit limit for Lime Green business checking?"
+    green = "# Green Account (savings): Mobile banking\n- Transfers out are capped at $5,000 a day."
+    lime = "# Lime Green Account: Mobile Deposits\n| Mobile check deposit (per day) | $15,000 |"
+    assert missing(green, f"{asked} $5,000") == ["Lime Green"]  # never says "Lime", titled "Green Account"
+    assert missing(lime, f"{asked} $15,000") == []
+    # The first word held anywhere, the title may shorten the name: not a sibling.
+    assert missing("# Green Account\nLime Green business checking allows $15,000 a day.", f"{asked} $15,000") == []
+    # Without a title nothing is known of the passage's subject (HaluEval's passages: the rule never fires).
+    assert missing("The Green Account caps transfers at $5,000 a day.", f"{asked} $5,000") == []
+
+
 def test_what_is_asked_and_bounds_are_not_looked_up() -> None:
     assert missing(TABLE, "Is the 2026 limit over $1,000? It is $3,500 a day.") == []  # the question's numbers
     assert missing("It has 52 reviews.", "How many reviews? More than 40 reviews.") == []  # rag.bounds judges it
