@@ -10,8 +10,9 @@ here from signals that can be calibrated, not left to the model:
    enough -> abstain before generating (`no_relevant_passages`); the reader's best margin below
    `keep_margin` -> abstain before generating too (no draft could be kept), with
    `reader_found_no_answer`; the model's fixed refusal sentence -> `model_abstained`;
-2. `decide`, over the draft once verified: the draft is kept when the verifier supports its
-   first sentence, the one that answers (and the reader's best span beats its passage's "no
+2. `decide`, over the draft once verified: the draft is kept when the verifier supports the
+   sentence that answers (`answering`: its first, or under a how-to question its first step giving
+   code) (and the reader's best span beats its passage's "no
    answer" score by at least `keep_margin`, as step 1 made sure); later sentences the verifier
    does not support stay, marked "unsupported" (strict mode drops them). With `agree`, the draft
    must also contain the reader's span when that span is strong enough to answer (a supported
@@ -38,8 +39,10 @@ the reader's own `reader.json` ("policy") and model card, so a retrained reader 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from rag import entities
 from rag.answer import GENERATOR, READER, Answer, Evidence
 from rag.generate import citations as cites
 from rag.generate.prompt import ABSTAIN, HOW_TO_QUESTION
@@ -156,7 +159,7 @@ def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None) ->
     # drafted steps are kept or nothing is (docs/models.md, 2026-12-05).
     how = answer.answered_by != READER and HOW_TO_QUESTION.match(answer.question)
     strong = best if best is not None and margin >= policy.span_margin and not how else None
-    lead = answer.sentences[0] if answer.sentences else None  # the sentence that answers
+    lead = answer.sentences[answering(answer.question, answer.sentences) or 0] if answer.sentences else None
     supported = answer.answered_by == GENERATOR and lead is not None and lead.supported is not False
     if supported and not (policy.agree and strong is not None and not _contains(answer.answer, strong.text)):
         return answer
@@ -168,6 +171,16 @@ def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None) ->
     if answer.answered_by == READER:
         return abstain(answer, READER_NO_ANSWER)
     return abstain(answer, MODEL_ABSTAINED if answer.abstain_reason == MODEL_ABSTAINED else UNSUPPORTED_ANSWER)
+
+
+def answering(question: str, sentences: Sequence[cites.Sentence]) -> int | None:
+    """Which sentence answers, and so decides whether a draft is kept: the first, except under a
+    question asking how to do something, where it is the first that gives code (a step such as "Open
+    your terminal." tells no how, and no passage need say it); None while a how-to draft has given
+    none (the first then decides, once the draft is whole)."""
+    if not HOW_TO_QUESTION.match(question):
+        return 0 if sentences else None
+    return next((i for i, s in enumerate(sentences) if entities.CODE.search(s.text)), None)
 
 
 def only_supported(answer: Answer) -> Answer:

@@ -135,10 +135,12 @@ class Pipeline:
 
 
 class Lead:
-    """A draft shown sentence by sentence (rag.decision.by_lead): nothing until its first sentence
-    is complete and checked; if the verifier supports it (and it is no refusal) the draft will be
-    kept, so that sentence and each one completed after it are shown at once; if not, nothing of
-    the draft is. A sentence is complete once the next one has begun, so its markers are in."""
+    """A draft shown sentence by sentence (rag.decision.by_lead): nothing until the sentence that
+    answers (`rag.decision.answering`: the first, or a how-to draft's first step giving code) is
+    complete and checked; if the verifier supports it (and it is no refusal) the draft will be
+    kept, so the sentences up to it and each one completed after it are shown at once; if not,
+    nothing of the draft is. A sentence is complete once the next one has begun, so its markers
+    are in."""
 
     def __init__(self, drafting: Drafting, verifier: Verifier) -> None:
         self.drafting, self.verifier = drafting, verifier
@@ -157,16 +159,20 @@ class Lead:
                 break
             end = len(self.text[:stop].rstrip())
             if self.kept is None:
-                self.kept = self._supported(self.text[:end])
+                parsed = cites.parse(self.text[:end], self.drafting.passages).sentences
+                lead = decision.answering(self.drafting.question, parsed)
+                if lead is None:  # a how-to draft's steps before its first code: wait for it
+                    end = self.shown
+                    continue
+                self.kept = self._supported(self.text[:end], parsed[lead].text)
                 if not self.kept:
                     return ""
         piece, self.shown = self.text[self.shown:end], max(end, self.shown)
         return piece
 
-    def _supported(self, raw: str) -> bool:
-        parsed = cites.parse(raw, self.drafting.passages).sentences
-        return bool(parsed) and not decision.refused(raw) and supports(
-            self.verifier, self.drafting.question, parsed[0].text, self.drafting.passages)
+    def _supported(self, raw: str, lead: str) -> bool:
+        return not decision.refused(raw) and supports(self.verifier, self.drafting.question, lead,
+                                                      self.drafting.passages)
 
 
 class Trimmed:

@@ -20,7 +20,7 @@ from rag.decision import (
 from rag.generate.prompt import ABSTAIN
 from rag.reader import Span
 from rag.verify import check
-from tests.test_verify import PASSAGES, KeywordVerifier, answer, hit
+from tests.test_verify import PASSAGES, CodeVerifier, KeywordVerifier, answer, hit
 
 POLICY = Policy(keep_margin=0.0, span_margin=2.0)
 
@@ -68,6 +68,20 @@ def test_the_span_replaces_a_refusal_or_an_unsupported_draft() -> None:
         spanned = decide(draft(text, 5.0), KeywordVerifier(), POLICY)
         assert spanned.answered_by == READER and spanned.answer == "hives [1]." and spanned.draft == text
         assert spanned.faithfulness == 1.0 and spanned.citations[0].marker == 1
+
+
+def test_a_how_to_draft_is_decided_by_its_first_step_giving_code() -> None:
+    """"Open your terminal." tells no how and no passage says it: the step with the command decides."""
+    steps = "Open your terminal [2]. Run `bees live in hives` [1]."
+    how = check(replace(draft(steps, 5.0), question="How do I find bees?"), CodeVerifier())
+    kept = decide(how, CodeVerifier(), POLICY)
+    assert kept.answered_by == GENERATOR and kept.answer == steps
+    assert [s.verdict for s in kept.sentences] == ["unsupported", "supported"]
+    assert decision.answering(how.question, how.sentences) == 1
+    wrong = check(replace(draft(steps.replace("bees live", "cows fly"), 5.0), question=how.question), CodeVerifier())
+    assert decide(wrong, CodeVerifier(), POLICY).abstain_reason == UNSUPPORTED_ANSWER  # and no bare span
+    # Any other question is answered by its first sentence: unsupported here, so the span answers.
+    assert decide(check(draft(steps, 5.0), CodeVerifier()), CodeVerifier(), POLICY).answered_by == READER
 
 
 def test_each_reason_decide_gives() -> None:

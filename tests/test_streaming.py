@@ -22,7 +22,7 @@ from rag.index import Index
 from rag.pipeline import Pipeline, Trimmed
 from tests.conftest import Scripted
 from tests.test_pipeline import POLICY, QUESTION, SUPPORTED, FakeReader, Rejecting, holder, pipeline
-from tests.test_verify import KeywordVerifier
+from tests.test_verify import CodeVerifier, KeywordVerifier
 
 
 class Chunked(Scripted):
@@ -153,22 +153,28 @@ class Watched(Scripted):
         yield pieces[-1]
 
 
+def watch(answers: Pipeline, question: str, draft: str, size: int) -> tuple[list[str], Answer, Watched]:
+    """`answers` streaming `draft` in pieces of `size`: the Deltas' texts, the final Answer, and the
+    generator, which noted how many Deltas had been shown before its last piece."""
+    seen: list[str] = []
+    answers.answerer.generator = watched = Watched(draft, size, seen)
+    items = []
+    for event in answers.stream(question):
+        items.append(event)
+        if isinstance(event, Delta):
+            seen.append(event.text)
+    pieces, answer = streamed(iter(items))
+    return pieces, answer, watched
+
+
 def test_a_draft_whose_first_sentence_is_supported_is_shown_sentence_by_sentence(indexed: Index) -> None:
     """The first sentence decides (rag.decision.by_lead): once it is checked and supported it is shown
     while the model still writes; a later unsupported sentence stays, marked; the shown text is the answer."""
     draft = f"{SUPPORTED} Cows fly [2]. It was cheaper [1]."
     for size in (1, 3, 7, 20):
-        answers = pipeline(indexed, draft)
-        seen: list[str] = []
-        answers.answerer.generator = watched = Watched(draft, size, seen)
-        items = []
-        for event in answers.stream(QUESTION):
-            items.append(event)
-            if isinstance(event, Delta):
-                seen.append(event.text)
-        pieces, answer = streamed(iter(items))
+        pieces, answer, watched = watch(pipeline(indexed, draft), QUESTION, draft, size)
         assert "".join(pieces) == answer.answer and answer.answered_by == GENERATOR
-        assert watched.shown_before_last >= 1 and seen[0].startswith("Whale oil")  # before the model finished
+        assert watched.shown_before_last >= 1 and pieces[0].startswith("Whale oil")  # before the model finished
         assert [s.verdict for s in answer.sentences][1] == "unsupported"
 
 
@@ -194,3 +200,16 @@ def test_a_draft_written_as_steps_streams_each_step_whole(indexed: Index) -> Non
         assert [s.text.split()[0] for s in answer.sentences] == ["Whale", "Cows", "Run", "It"]
         assert answer.sentences[2].text == "Run this: ``` fly. now ``` It works. Really."
         assert any(piece.strip().startswith("2. Run this:") and piece.rstrip().endswith("Really.") for piece in pieces)
+
+
+def test_a_how_to_draft_shows_nothing_before_its_first_step_giving_code_is_checked(indexed: Index) -> None:
+    """Under "How do I ...?" the step with the command decides (rag.decision.answering): the steps
+    before it wait for it, then show with it; what is shown is the answer."""
+    how = "How do I get whale oil replaced by colza oil?"
+    draft = "1. Open your terminal.\n2. Run `whale oil was replaced by colza oil in 1846` [1].\n3. Wait a bit."
+    for size in (1, 5, 17):
+        pieces, answer, watched = watch(pipeline(indexed, draft, verifier=CodeVerifier()), how, draft, size)
+        assert "".join(pieces) == answer.answer and answer.answered_by == GENERATOR
+        assert pieces[0].startswith("1. Open your terminal.\n2. Run `whale")  # shown together, once checked
+        assert watched.shown_before_last >= 1  # before the model finished
+        assert [s.verdict for s in answer.sentences] == ["unsupported", "supported", "unsupported"]

@@ -38,6 +38,15 @@ class KeywordVerifier:
                 for p, h in pairs]
 
 
+class CodeVerifier(KeywordVerifier):
+    """KeywordVerifier, but a claim giving code is supported iff the passage holds that code."""
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        code = [re.search(r"`([^`]+)`", h) for _, h in pairs]
+        return [b if c is None else 0.9 if c.group(1).lower() in p.lower() else 0.1
+                for (p, _), c, b in zip(pairs, code, super().scores(pairs), strict=True)]
+
+
 def hit(rank: int, text: str) -> Hit:
     return Hit(rank, rank, f"/docs/{rank}.md", None, 0, len(text), 1.0, "", text)
 
