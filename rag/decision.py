@@ -26,7 +26,8 @@ here from signals that can be calibrated, not left to the model:
    Strict mode then keeps only the sentences the verifier supports, and abstains with
    `unsupported_answer` when none is left (with or without a policy).
 5. every decided answer carries its short answer (`Answer.short`, `short_answer`): the reader's
-   span where the answer holds it, for SQuAD-style scoring and for the UI to bold.
+   span where the answer holds it, else what the answering sentence adds to the question, for
+   SQuAD-style scoring and for the UI to bold.
 
 `replaceable` says whether the decision can give another text than the draft as written: where it
 cannot, the draft is shown as it is generated; where it can, nothing is shown before it is made
@@ -48,7 +49,7 @@ from rag.generate import citations as cites
 from rag.generate.prompt import ABSTAIN, HOW_TO_QUESTION
 from rag.reader import Span
 from rag.retrieve import Hit
-from rag.verify import Verifier, claim, premise
+from rag.verify import Verifier, answer_part, claim, premise
 
 NO_PASSAGES = "no_relevant_passages"  # retrieval found nothing above the relevance threshold
 READER_NO_ANSWER = "reader_found_no_answer"  # the reader found no span beating "no answer here"
@@ -117,7 +118,7 @@ def replaceable(policy: Policy | None, strict: bool, verifier: Verifier | None) 
 
 
 def by_lead(policy: Policy | None, strict: bool) -> bool:
-    """Whether a draft's first sentence, once checked, decides whether it is kept (see `_decide`),
+    """Whether a draft's answering sentence (`answering`), once checked, decides whether it is kept (see `_decide`),
     so its sentences can be shown as they come (rag.pipeline.Lead): under a policy that is not
     `agree` (which needs the whole draft), and not strict (which rewrites the kept text)."""
     return policy is not None and not policy.agree and not strict
@@ -136,14 +137,25 @@ def decide(answer: Answer, verifier: Verifier | None, policy: Policy | None, str
 
 def short_answer(answer: Answer) -> str | None:
     """The shortest span that answers, as the answer writes it: the reader's best span the answer
-    holds (the span itself when the reader answered), else the answer's sentences without their
-    markers (a draft naming no span of the reader's); None for an abstention."""
+    holds (the span itself when the reader answered); else what the answering sentence says beyond
+    restating the question (`verify.answer_part`: "Broncos" in "The Broncos won Super Bowl 50.");
+    else the answer's sentences without their markers. None for an abstention."""
     if answer.abstained:
         return None
     for evidence in answer.evidence:  # best first
-        if found := re.search(r"\s+".join(map(re.escape, evidence.text.split())), answer.answer, re.IGNORECASE):
-            return found.group()
+        if found := _written(evidence.text, answer.answer):
+            return found
+    if (lead := answering(answer.question, answer.sentences)) is not None:
+        part = answer_part(answer.question, answer.sentences[lead].text).rstrip(".!?;: ")
+        if found := _written(part, answer.answer):
+            return found
     return " ".join(s.text for s in answer.sentences) or " ".join(cites.MARKER.sub(" ", answer.answer).split()) or None
+
+
+def _written(text: str, answer: str) -> str | None:
+    """`text` as `answer` writes it (whitespace and case aside), or None where it does not."""
+    found = re.search(r"\s+".join(map(re.escape, text.split())), answer, re.IGNORECASE) if text.strip() else None
+    return found.group() if found else None
 
 
 def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None) -> Answer:
@@ -161,7 +173,7 @@ def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None) ->
     strong = best if best is not None and margin >= policy.span_margin and not how else None
     lead = answer.sentences[answering(answer.question, answer.sentences) or 0] if answer.sentences else None
     supported = answer.answered_by == GENERATOR and lead is not None and lead.supported is not False
-    if supported and not (policy.agree and strong is not None and not _contains(answer.answer, strong.text)):
+    if supported and not (policy.agree and strong is not None and _written(strong.text, answer.answer) is None):
         return answer
     if strong is not None:
         support = _support(answer, strong, verifier)
@@ -205,11 +217,6 @@ def _with_markers(sentence: cites.Sentence) -> str:
     markers = "".join(f"[{n}]" for n in sentence.citations)
     body, end = (sentence.text[:-1], sentence.text[-1]) if sentence.text[-1:] in ".!?" else (sentence.text, "")
     return f"{body} {markers}{end}" if markers else sentence.text
-
-
-def _contains(text: str, span: str) -> bool:
-    """Whether `span` occurs in `text`, ignoring case and spacing."""
-    return " ".join(span.casefold().split()) in " ".join(text.casefold().split())
 
 
 def _support(answer: Answer, best: Evidence, verifier: Verifier | None) -> float | None:

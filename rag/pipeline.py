@@ -76,7 +76,7 @@ class Pipeline:
         (`decision.replaceable`: no policy and not strict, a generator without a reader), the
         draft is the answer and its pieces are shown as they are generated. Where it can (a
         reader's policy may put its span or an abstention in the draft's place; strict mode may
-        drop sentences), the policy keeps a draft when its first sentence is supported, so the
+        drop sentences), the policy keeps a draft when its answering sentence is supported, so the
         draft is shown sentence by sentence once that one is checked (`Lead`), and the decided
         text in one piece when it is not kept (strict mode, which rewrites it, waits for the
         whole draft). Decisions made before generating (no relevant passage, no answer the reader could
@@ -145,7 +145,7 @@ class Lead:
     def __init__(self, drafting: Drafting, verifier: Verifier) -> None:
         self.drafting, self.verifier = drafting, verifier
         self.text, self.shown = "", 0
-        self.kept: bool | None = None  # None until the first sentence is checked
+        self.kept: bool | None = None  # None until the answering sentence is checked
 
     def add(self, piece: str) -> str:
         self.text = (self.text + piece).lstrip()

@@ -139,7 +139,7 @@ _TOKEN = re.compile(r"```.*?```|`[^`\n]+`|[$€£]?-{0,2}\w[\w.,:/'’%+-]*", re
 # Where a sentence says its answer comes from ("According to the passage, ...", "Based on the
 # information provided in passage [2], ..."): no passage states that, so it is not claimed.
 _ATTRIBUTION = re.compile(r"^\s*(?:according to|based on|as (?:stated|said|described|mentioned) in)\s+(?:the\s+)?"
-                          r"(?:[\w-]+\s+){0,3}?(?:passages?|documents?|information|evidence|text|context)\b[^,.]{0,60},\s*",
+                          r"(?:[\w-]+\s+){0,3}?(?:passages?|documents?|information|evidence|text|context|tables?|sources?)\b[^,.]{0,60},\s*",
                           re.IGNORECASE)
 
 

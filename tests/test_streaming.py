@@ -16,6 +16,7 @@ from rag import decision
 from rag.answer import GENERATOR, READER, Answer, AnswerConfig, Answerer, Delta, Event, Evidence
 from rag.conversation import Turn
 from rag.decision import MODEL_ABSTAINED, NO_PASSAGES, READER_NO_ANSWER, UNSUPPORTED_ANSWER, Gate
+from rag.generate import citations as cites
 from rag.generate.backends import Messages, Sampling
 from rag.generate.prompt import ABSTAIN
 from rag.index import Index
@@ -89,7 +90,7 @@ def test_without_a_policy_the_draft_is_the_answer_and_streams_as_it_is_written(i
             assert answer.timings["first_text_s"] <= answer.timings["total_s"]  # shown before the check
     kept = Pipeline(Answerer(indexed, Chunked(SUPPORTED, 0), AnswerConfig(k=4), gate=Gate()),
                     KeywordVerifier()).ask(QUESTION)
-    assert kept.short == "Whale oil was replaced by colza oil in 1846."  # no reader: the answer without markers
+    assert kept.short == "1846"  # no reader: what the answering sentence adds to the question
 
 
 def test_strict_mode_streams_only_the_kept_sentences(indexed: Index) -> None:
@@ -136,6 +137,22 @@ def test_the_short_answer_is_the_best_span_the_answer_holds_as_the_answer_writes
     written = replace(answer, answer="Whale oil gave way to Colza\noil [1].", evidence=evidence)
     assert decision.short_answer(written) == "Colza\noil"  # the second span: the answer does not hold the first
     assert decision.short_answer(replace(written, abstained=True)) is None
+
+
+def test_without_a_span_the_short_answer_is_what_the_answering_sentence_adds(indexed: Index) -> None:
+    answer = pipeline(indexed, SUPPORTED).ask(QUESTION)
+
+    def short(text: str, question: str = "Who won Super Bowl 50?") -> str | None:
+        sentences = cites.parse(text, []).sentences
+        return decision.short_answer(replace(answer, question=question, answer=text, sentences=sentences,
+                                             evidence=[]))
+
+    assert short("The Broncos won Super Bowl 50 [1].") == "Broncos"
+    assert short("According to the summary table, the Broncos won Super Bowl 50 [2].") == "Broncos"
+    assert short("Denver [1].") == "Denver"  # a short answer already
+    assert short("Super Bowl 50 was won [1].") == "Super Bowl 50 was won"  # adds nothing: the sentence
+    how = "How do I create an environment?"
+    assert short("Open a terminal [1]. Run `python -m venv env` to create it [1].", how) == "Run `python -m venv env`"
 
 
 class Watched(Scripted):
