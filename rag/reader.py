@@ -27,6 +27,7 @@ SPEC = "reader.json"  # written by `rag train reader`: base model, max_length, t
 SHIPPED_READER = Path(__file__).parent / "shipped" / "reader-minilm"
 _BREAK = re.compile(r"[\n|]")  # an answer never runs across lines or table cells
 _WORD = re.compile(r"\w")  # nor is it markup alone ("##", "-")
+_NUMBER = re.compile(r"\d+(?:\.\d+)*\.?")
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,8 @@ def decode(windows: Sequence[Window], starts: Sequence[Sequence[float]], ends: S
     of its windows' [CLS] scores, so a passage read in several windows is judged by the window
     that sees its answer), without overlaps; at most `top`. A span never crosses a line break
     or a table cell's border and always holds a letter or digit: an answer is a value, not the
-    end of one line and the start of the next, nor a heading's "##" (the reader, trained on
-    prose, otherwise runs on through lists and tables)."""
+    end of one line and the start of the next, nor a heading's "##" or number ("4.2. for
+    Statements": no value) (the reader, trained on prose, otherwise runs on through lists and tables)."""
     no_answer: dict[int, float] = {}
     found: list[tuple[int, int, int, float]] = []
     for window, start, end in zip(windows, starts, ends, strict=True):
@@ -153,10 +154,19 @@ def decode(windows: Sequence[Window], starts: Sequence[Sequence[float]], ends: S
             first, last = window.offsets[i], window.offsets[j]
             assert first is not None and last is not None
             text = passages[window.passage][first[0]:last[1]]
-            if not _BREAK.search(text) and _WORD.search(text):
+            if not _BREAK.search(text) and _WORD.search(text) and not _numbering(passages[window.passage],
+                                                                                 first[0], last[1]):
                 found.append((window.passage, first[0], last[1], score))
     spans = [Span(n, a, b, passages[n][a:b], score, no_answer[n]) for n, a, b, score in found]
     return _distinct(sorted(spans, key=lambda s: -s.margin))[:top]
+
+
+def _numbering(passage: str, start: int, end: int) -> bool:
+    """Whether passage[start:end] numbers its line's heading or list item ("4.2." of "## 4.2. for
+    Statements", "3" of "3) Run ..."): a number first on its line and closed by "." or ")"."""
+    line = passage[passage.rfind("\n", 0, start) + 1:start]
+    closed = passage[end - 1:end] == "." or passage[end:end + 1] in (".", ")")
+    return bool(_NUMBER.fullmatch(passage[start:end])) and not line.strip("#*>- \t") and closed
 
 
 def encode(tokenizer: Any, question: str | Sequence[str], passages: Sequence[str], max_length: int,

@@ -51,6 +51,12 @@ def test_spans_never_cross_a_line_break_or_a_table_cell() -> None:
     only_markup = decode([Window(0, [NONE, (0, 2), (3, 7), NONE])], [[0.0, 9.0, 1.0, 0]], [[0.0, 9.0, 1.0, 0]],
                          [heading], 30, 3)
     assert only_markup and "##" not in [s.text for s in only_markup]  # the best-scoring span, "##", is not one
+    numbered = "Intro\n## 4.2. for Statements\n3) Run it\nVersion 4.2 is out.\n2019 was a year"
+    offsets = [NONE, (9, 13), (9, 12), (29, 30), (47, 50), (59, 63), NONE]  # "4.2.", "4.2", "3", "4.2", "2019"
+    scores = [0.0, 9.0, 9.0, 9.0, 8.0, 7.0, 0]
+    spans = decode([Window(0, offsets)], [scores], [scores], [numbered], 30, 5)
+    # A heading's or item's number is no value; the text's numbers are, first on a line or not.
+    assert [s.text for s in spans] == ["4.2", "2019"] and spans[0].start == 47
 
 
 def test_overlapping_spans_of_one_passage_are_listed_once() -> None:
