@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,12 @@ def test_metrics_by_hand() -> None:
     assert outcomes[1]["sentences"][0]["citation_corrected"] and outcomes[1]["sentences"][0]["cited_as"] == [3]
     assert m["right_and_cited"] == 1.0  # "in hives" said and in cited [1]; "nests" said and in the corrected [2]
     assert m["exact_match"] == 0.0 and m["f1"] == pytest.approx(round((2 / 3 + 2 / 5) / 2, 4))  # markers are not words
+    # short answers: "hives" of "Bees live in hives", "In nests" as it is (it restates nothing)
+    assert m["short_exact_match"] == 0.0 and m["short_f1"] == pytest.approx(2 / 3, abs=1e-4)
+    said = checked(FakeAnswerer(SCRIPT)).ask("Where do bees live?")
+    short = ea.outcome(QUESTIONS[0], replace(said, short="in hives"), 0.5)
+    assert (short["em"], short["short_em"], short["short_f1"]) == (0.0, 1.0, 1.0)
+    assert ea.score([short])["short_exact_match"] == 1.0 and ea.score([short])["exact_match"] == 0.0
     assert m["abstention"] == 0.5 and m["wrong_abstention"] == 0.0
     assert m["gold_retrieved"] == 1.0  # "in hives" and "nests" are in shown passages
     assert m["total_p50_s"] is not None and m["verify_p99_s"] is not None

@@ -35,7 +35,7 @@ from rag import metrics, verify
 from rag.answer import Answer, AnswerConfig
 from rag.conversation import DEFAULT_CONDENSER, Turn
 from rag.evaluation import conversations, plots
-from rag.evaluation.generator import answer_text
+from rag.evaluation.generator import answer_text, short_text
 from rag.evaluation.report import OUTCOMES, Progress, Report, config_json
 from rag.evaluation.retrieval import Dataset, build_index, load_squad
 from rag.fsutil import atomic_path, atomic_write_text, read_jsonl
@@ -124,6 +124,8 @@ def outcome(question: Question, answer: Answer, threshold: float) -> dict[str, A
             "answered_by": answer.answered_by, "draft": answer.draft,
             "em": max((exact(answer_text(answer), g) for g in gold), default=None),
             "f1": max((f1(answer_text(answer), g) for g in gold), default=None),
+            "short": answer.short, "short_em": max((exact(short_text(answer), g) for g in gold), default=None),
+            "short_f1": max((f1(short_text(answer), g) for g in gold), default=None),
             "gold_retrieved": any(g in text for g in found for text in shown) if found else None,
             "right_and_cited": (not answer.abstained and any(f" {g} " in said for g in found)
                                 and any(g in shown[m - 1] for g in found for m in cited)) if found else None,
@@ -217,6 +219,9 @@ def score(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
         "citation_precision": metrics.share(citations),
         "exact_match": metrics.mean([o["em"] for o in graded]),
         "f1": metrics.mean([o["f1"] for o in graded]),
+        # Outcomes written before short answers were recorded score their whole answer.
+        "short_exact_match": metrics.mean([o.get("short_em", o["em"]) for o in graded]),
+        "short_f1": metrics.mean([o.get("short_f1", o["f1"]) for o in graded]),
         "right_and_cited": metrics.share([o["right_and_cited"] for o in graded
                                           if o.get("right_and_cited") is not None]),
         "abstention": metrics.share([o["abstained"] for o in unanswerable]),
@@ -271,8 +276,8 @@ def table(metrics: dict[str, Any]) -> str:
 def _quality(metrics: dict[str, Any], outcomes: list[dict[str, Any]], path: Path) -> None:
     """Quality bars, one per metric that has a value."""
     plt = plots.pyplot()
-    names = ["faithfulness", "citation_recall", "citation_precision", "exact_match", "f1", "right_and_cited",
-             "abstention", "wrong_abstention", "gold_retrieved"]
+    names = ["faithfulness", "citation_recall", "citation_precision", "exact_match", "f1", "short_f1",
+             "right_and_cited", "abstention", "wrong_abstention", "gold_retrieved"]
     shown = [n for n in names if metrics.get(n) is not None]
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.barh(shown, [metrics[n] for n in shown], color="tab:blue")
