@@ -12,8 +12,8 @@ here from signals that can be calibrated, not left to the model:
    `reader_found_no_answer`; the model's fixed refusal sentence -> `model_abstained`;
 2. `decide`, over the draft once verified: the draft is kept when the verifier supports the
    sentence that answers (`answering`: its first, or under a how-to question its first step giving
-   code) (and the reader's best span beats its passage's "no
-   answer" score by at least `keep_margin`, as step 1 made sure); later sentences the verifier
+   code), the reader's best span having beaten its passage's "no answer" score by at least
+   `keep_margin` (step 1 made sure); later sentences the verifier
    does not support stay, marked "unsupported" (strict mode drops them). With `agree`, the draft
    must also contain the reader's span when that span is strong enough to answer (a supported
    draft naming another value than the span is usually the wrong cell);
@@ -118,8 +118,8 @@ def replaceable(policy: Policy | None, strict: bool, verifier: Verifier | None) 
 
 
 def by_lead(policy: Policy | None, strict: bool) -> bool:
-    """Whether a draft's answering sentence (`answering`), once checked, decides whether it is kept (see `_decide`),
-    so its sentences can be shown as they come (rag.pipeline.Lead): under a policy that is not
+    """Whether a draft's answering sentence (`answering`), once checked, decides whether it is kept
+    (see `_decide`), so its sentences can be shown as they come (rag.pipeline.Lead): under a policy that is not
     `agree` (which needs the whole draft), and not strict (which rewrites the kept text)."""
     return policy is not None and not policy.agree and not strict
 
