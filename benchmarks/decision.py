@@ -33,7 +33,7 @@ from rag.decision import ABSTAIN_BELOW, Gate, Policy, decide
 from rag.evaluation import generator as eg
 from rag.evaluation import retrieval as ev
 from rag.fsutil import atomic_write_text
-from rag.generate import backends
+from rag.generate import backends, weights
 from rag.generate.backends import Sampling
 from rag.pipeline import Pipeline
 from rag.reader import SPEC, Reader
@@ -69,6 +69,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True, help="HaluEval QA JSONL (its last 1000 rows are used)")
     parser.add_argument("--sample", type=int, default=400, help="questions drawn with a fixed seed (400)")
     parser.add_argument("--reader", type=Path, help="reader folder (default: the shipped one)")
+    parser.add_argument("--generator", default=weights.DEFAULT_GENERATOR,
+                        help="the generator drafting (default: the default one); a policy for another is not written")
     parser.add_argument("--adapter", default=backends.SHIPPED, help="generator adapter (default: the shipped one)")
     parser.add_argument("--hint", dest="hint", action="store_const", const=True, default=None,
                         help="show the generator the reader's span (default: only a model that cites with markers)")
@@ -86,6 +88,8 @@ def main() -> int:
                              "span whenever they differ); the grid shows those rows either way")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.write and args.generator != weights.DEFAULT_GENERATOR:
+        parser.error("--write records the default generator's policy; drop it for --generator")
 
     dataset = ev.load_halueval(args.data)
     todo = eg.items(dataset, 0.3, args.sample)
@@ -99,7 +103,8 @@ def main() -> int:
         retriever = index.live()  # the relevance gate as rag ask has it; no reader gate: the grid replays it
         config = AnswerConfig(sampling=sampling, evidence_hint=args.hint)
         gate = Gate(min_dense_score=ABSTAIN_BELOW.get(retriever.embedder))
-        drafts = Pipeline(Answerer(retriever, backends.make(adapter=args.adapter), config, reader, gate), checker)
+        generator = backends.make(args.generator, adapter=args.adapter)
+        drafts = Pipeline(Answerer(retriever, generator, config, reader, gate), checker)
         outcomes = []
         for item in tqdm(todo, desc="draft", unit="question", disable=None):
             answer = drafts.ask_over(item.question, passages.retrieved(item))
