@@ -153,9 +153,9 @@ def decode(windows: Sequence[Window], starts: Sequence[Sequence[float]], ends: S
         for i, j, score in best_spans(start, end, window.offsets, max_tokens, 4 * top):
             first, last = window.offsets[i], window.offsets[j]
             assert first is not None and last is not None
-            text = passages[window.passage][first[0]:last[1]]
-            if not _BREAK.search(text) and _WORD.search(text) and not _numbering(passages[window.passage],
-                                                                                 first[0], last[1]):
+            passage = passages[window.passage]
+            text = passage[first[0]:last[1]]
+            if not _BREAK.search(text) and _WORD.search(text) and not _numbering(passage, first[0], last[1]):
                 found.append((window.passage, first[0], last[1], score))
     spans = [Span(n, a, b, passages[n][a:b], score, no_answer[n]) for n, a, b, score in found]
     return _distinct(sorted(spans, key=lambda s: -s.margin))[:top]
@@ -164,9 +164,10 @@ def decode(windows: Sequence[Window], starts: Sequence[Sequence[float]], ends: S
 def _numbering(passage: str, start: int, end: int) -> bool:
     """Whether passage[start:end] numbers its line's heading or list item ("4.2." of "## 4.2. for
     Statements", "3" of "3) Run ..."): a number first on its line and closed by "." or ")"."""
-    line = passage[passage.rfind("\n", 0, start) + 1:start]
+    if not _NUMBER.fullmatch(passage, start, end):  # most spans: no need to look at the line
+        return False
     closed = passage[end - 1:end] == "." or passage[end:end + 1] in (".", ")")
-    return bool(_NUMBER.fullmatch(passage[start:end])) and not line.strip("#*>- \t") and closed
+    return closed and not passage[passage.rfind("\n", 0, start) + 1:start].strip("#*>- \t")
 
 
 def encode(tokenizer: Any, question: str | Sequence[str], passages: Sequence[str], max_length: int,
