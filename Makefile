@@ -142,7 +142,8 @@ reader: setup
 	  --limit 3000 --tables 1500 --learning-rate 5e-5
 
 decision: setup
-	$(PY) benchmarks/decision.py --data $(DATA)/halueval-qa-train.jsonl --reader $(READER) --sample 200 --out reports/decision --write
+	$(PY) benchmarks/decision.py --data $(DATA)/halueval-qa-train.jsonl --reader $(READER) --sample 200 --out reports/decision \
+	  --drafts reports/decision/drafts.pkl --write
 
 # Answering systems side by side on 300 SQuAD dev questions: the generator alone, the reader alone, the pipeline.
 eval-generator: setup

@@ -109,6 +109,7 @@ class Drafting:
 
     question: str
     passages: list[Hit]  # marker n is passages[n - 1]
+    evidence: list[Evidence] = field(default_factory=list)  # the reader's spans in those passages, best first
 
 
 Event = Delta | Answer  # what a stream yields: text pieces, then the final Answer (always last)
@@ -197,7 +198,7 @@ class Answerer:
             budget = self.generator.context_tokens - self.config.sampling.max_new_tokens
             built = prompt.build(question, shown, self.generator.count_tokens, budget, hint, self.generator.markers)
             threads.use(self.config.generate_threads or threads.available())
-            yield Drafting(question, built.passages)
+            yield Drafting(question, built.passages, [e for e in evidence if e.marker <= len(built.passages)])
             pieces = []
             for piece in self.generator.stream(built.messages, self.config.sampling):
                 timings.setdefault("first_token_s", time.perf_counter() - start)

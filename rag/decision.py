@@ -16,10 +16,13 @@ here from signals that can be calibrated, not left to the model:
    `keep_margin` (step 1 made sure); later sentences the verifier
    does not support stay, marked "unsupported" (strict mode drops them). With `agree`, the draft
    must also contain the reader's span when that span is strong enough to answer (a supported
-   draft naming another value than the span is usually the wrong cell);
-3. else the reader's span is the answer, cited to its passage, when its margin is at least
-   `span_margin` and the verifier supports it (a refusal or an unsupported draft replaced), except
-   for a question asking how to do something, which a bare span does not answer;
+   draft naming another value than the span is usually the wrong cell); with `compare`, its
+   answering sentence must hold that span or be supported at least as well as it (`outranked`);
+3. else the reader's span is the answer when its margin is at least `span_margin` and the
+   verifier supports it (a refusal or an unsupported draft replaced), written out as its passage's
+   sentence or as a table cell with its row and column (`rag.generate.citations.stating`) and
+   cited to the span itself, except for a question asking how to do something, which a span does
+   not answer;
 4. else abstain, naming the signal that decided: `model_abstained` (the model refused and the
    span was too weak), `unsupported_answer` (the verifier rejected the draft, and the span was
    too weak or rejected too); the reader alone (no generator) says `reader_found_no_answer`.
@@ -49,7 +52,7 @@ from rag.generate import citations as cites
 from rag.generate.prompt import ABSTAIN, HOW_TO_QUESTION
 from rag.reader import Span
 from rag.retrieve import Hit
-from rag.verify import Verifier, answer_part, claim, premise
+from rag.verify import Verifier, answer_part, claim, premise, support
 
 NO_PASSAGES = "no_relevant_passages"  # retrieval found nothing above the relevance threshold
 READER_NO_ANSWER = "reader_found_no_answer"  # the reader found no span beating "no answer here"
@@ -72,6 +75,9 @@ class Policy:
     keep_margin: float = 0.0  # a supported draft is kept from this reader margin up
     span_margin: float = 2.0  # the reader's span answers from this margin up (if the verifier supports it)
     agree: bool = False  # keep a supported draft only if it contains a span strong enough to answer
+    # A supported draft whose answering sentence does not hold a span strong enough to answer is kept
+    # only if the verifier supports that sentence at least as well as the span (`outranked`).
+    compare: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,9 @@ def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None) ->
     strong = best if best is not None and margin >= policy.span_margin and not how else None
     lead = answer.sentences[answering(answer.question, answer.sentences) or 0] if answer.sentences else None
     supported = answer.answered_by == GENERATOR and lead is not None and lead.supported is not False
-    if supported and not (policy.agree and strong is not None and _written(strong.text, answer.answer) is None):
+    disagrees = policy.agree and strong is not None and _written(strong.text, answer.answer) is None
+    if supported and lead is not None and not disagrees and not outranked(
+            policy, verifier, answer.question, lead.text, answer.retrieved, answer.evidence):
         return answer
     if strong is not None:
         support = _support(answer, strong, verifier)
@@ -183,6 +191,20 @@ def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None) ->
     if answer.answered_by == READER:
         return abstain(answer, READER_NO_ANSWER)
     return abstain(answer, MODEL_ABSTAINED if answer.abstain_reason == MODEL_ABSTAINED else UNSUPPORTED_ANSWER)
+
+
+def outranked(policy: Policy, verifier: Verifier | None, question: str, lead: str, passages: list[Hit],
+              evidence: Sequence[Evidence]) -> bool:
+    """Under `Policy.compare`: whether the reader's best span, strong enough to answer, is missing from
+    the draft's answering sentence `lead` and better supported than it (each by its best passage), so
+    that the span answers in the draft's place: of two readings of the passages, the better checked
+    wins. Decided from the answering sentence alone, so a stream can decide it too (rag.pipeline.Lead)."""
+    best = evidence[0] if evidence else None
+    if (not policy.compare or verifier is None or best is None or best.margin < policy.span_margin
+            or HOW_TO_QUESTION.match(question) or _written(best.text, lead) is not None):
+        return False
+    spans = verifier.scores([(premise(passages[best.marker - 1]), claim(question, best.text))])[0]
+    return spans > support(verifier, question, lead, passages)
 
 
 def answering(question: str, sentences: Sequence[cites.Sentence]) -> int | None:
@@ -228,15 +250,22 @@ def _support(answer: Answer, best: Evidence, verifier: Verifier | None) -> float
 
 
 def span_answer(answer: Answer, best: Evidence, support: float | None) -> Answer:
-    """`answer` replaced by the reader's span, cited to its passage (the quote is the span)."""
-    sentence = cites.Sentence(best.text, [best.marker])  # unchecked without a verifier
+    """`answer` replaced by the reader's span written out (`cites.stating`: the passage's sentence
+    holding it, or a table cell with its row and column; the span alone where neither can be),
+    cited to its passage with the span as its quote; the span is the short answer. The verifier's
+    support is the span's (`_support`): the sentence around it is the passage's own words."""
+    hit = answer.retrieved[best.marker - 1]
+    stated = cites.stating(hit, best.text, best.start, best.end)
+    sentence = cites.Sentence(stated or best.text, [best.marker])  # unchecked without a verifier
     if support is not None:
         score = round(support, 4)
         sentence = replace(sentence, support=score, citation_support=[score], supported=True, verdict="supported",
                            best_marker=best.marker)
     draft = answer.answer if answer.answered_by == GENERATOR or answer.abstain_reason == MODEL_ABSTAINED else None
-    return replace(answer, answer=f"{best.text} [{best.marker}].", abstained=False, abstain_reason=None,
-                   sentences=[sentence], citations=cites.cite([sentence], answer.retrieved),
+    quoted = cites.Citation(best.marker, hit.chunk_id, hit.source, hit.page, best.start, best.end, best.text)
+    return replace(answer, answer=_with_markers(sentence) if stated else f"{best.text} [{best.marker}].",
+                   abstained=False, abstain_reason=None, sentences=[sentence],
+                   citations=[quoted] if stated else cites.cite([sentence], answer.retrieved),
                    faithfulness=None if support is None else 1.0, answered_by=READER, draft=draft)
 
 

@@ -23,7 +23,7 @@ from rag.generate.backends import Generator
 from rag.index import Index
 from rag.reader import Reader, SpanReader
 from rag.retrieve import Hit
-from rag.verify import Verifier, check, supports
+from rag.verify import Verifier, check, support
 
 
 class Pipeline:
@@ -118,7 +118,7 @@ class Pipeline:
         trim, lead, first, shown = Trimmed(), None, None, ""
         for item in items:
             if isinstance(item, Drafting):
-                lead = Lead(item, self.verifier) if by_lead and self.verifier is not None else None
+                lead = Lead(item, self.verifier, self._policy) if by_lead and self.verifier and self._policy else None
                 continue
             if isinstance(item, Delta):
                 piece = trim.add(item.text) if live else lead.add(item.text) if lead else ""
@@ -142,8 +142,8 @@ class Lead:
     nothing of the draft is. A sentence is complete once the next one has begun, so its markers
     are in."""
 
-    def __init__(self, drafting: Drafting, verifier: Verifier) -> None:
-        self.drafting, self.verifier = drafting, verifier
+    def __init__(self, drafting: Drafting, verifier: Verifier, policy: Policy) -> None:
+        self.drafting, self.verifier, self.policy = drafting, verifier, policy
         self.text, self.shown = "", 0
         self.kept: bool | None = None  # None until the answering sentence is checked
 
@@ -171,8 +171,11 @@ class Lead:
         return piece
 
     def _supported(self, raw: str, lead: str) -> bool:
-        return not decision.refused(raw) and supports(self.verifier, self.drafting.question, lead,
-                                                      self.drafting.passages)
+        """As `decision.decide` will judge the whole draft: no refusal, the answering sentence supported
+        and not outranked by the reader's span."""
+        asked, passages, verifier = self.drafting.question, self.drafting.passages, self.verifier
+        return (not decision.refused(raw) and support(verifier, asked, lead, passages) >= verifier.threshold
+                and not decision.outranked(self.policy, verifier, asked, lead, passages, self.drafting.evidence))
 
 
 class Trimmed:

@@ -187,12 +187,11 @@ def check(answer: Answer, verifier: Verifier) -> Answer:
                    faithfulness=faithfulness, timings=timings)
 
 
-def supports(verifier: Verifier, question: str, sentence: str, passages: Sequence[Hit]) -> bool:
-    """Whether some passage supports `sentence`, as `check` judges it (`Sentence.supported`), for a
-    sentence checked on its own as it is written (rag.pipeline.Lead)."""
+def support(verifier: Verifier, question: str, sentence: str, passages: Sequence[Hit]) -> float:
+    """The best support of `sentence` by any passage, as `check` scores it (`Sentence.supported` at the
+    verifier's threshold), for a sentence judged on its own (rag.pipeline.Lead, rag.decision.outranked)."""
     said = claim(question, sentence)
-    scores = verifier.scores([(premise(hit), said) for hit in passages])
-    return max(scores, default=0.0) >= verifier.threshold
+    return max(verifier.scores([(premise(hit), said) for hit in passages]), default=0.0)
 
 
 def _judge(sentence: cites.Sentence, row: list[float], threshold: float) -> cites.Sentence:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.generate.citations import parse, quote, split_sentences
+from rag.generate.citations import parse, quote, split_sentences, stating
 from rag.retrieve import Hit
 
 DOC = "Intro line. Cats sleep sixteen hours a day. Dogs bark at night! Birds sing at dawn."
@@ -73,3 +73,26 @@ def test_a_list_item_and_the_code_block_after_a_sentence_are_one_sentence() -> N
     assert [s.text for s in parsed.sentences][:3] == [  # the steps' numbers and bullets are not claimed
         "To make one, follow these steps: Open a terminal.",
         "Run the command: ```bash python3 -m venv env. x ``` It makes a folder. It holds Python.", "Then activate it."]
+
+
+def test_a_span_is_stated_as_its_passages_sentence_or_as_a_cell_with_its_row_and_column() -> None:
+    """The reader's answer written out (rag.decision.span_answer): not "sixteen hours" but the sentence
+    holding it; a table cell with its row label and column header, which the row alone does not say."""
+    cats = hit(1, 0, len(DOC))
+    at = DOC.index("sixteen hours")
+    assert stating(cats, "sixteen hours", at, at + 13) == "Cats sleep sixteen hours a day."
+    assert stating(cats, "sixteen hours", at + 1, at + 14) is None  # the passage holds no such span there
+    listed = "## 4.2. Limits\n\n- Deposits settle in two days\n3. Run `make` to build"
+    items = Hit(1, 1, "/docs/l.md", None, 50, 50 + len(listed), 1.0, "", listed)
+    for span, said in (("two days", "Deposits settle in two days"), ("`make`", "Run `make` to build"),
+                       ("Limits", "Limits")):
+        start = 50 + listed.index(span)
+        assert stating(items, span, start, start + len(span)) == said  # list and heading openers left out
+    table = "Limits by account:\n\n| Account | Daily send limit | Monthly send limit |\n|---|---|---|\n" \
+            "| Verified accounts | $3,500 | $35,000 |"
+    grid = Hit(1, 1, "/docs/t.md", None, 0, len(table), 1.0, "", table)
+    start = table.index("$35,000")
+    assert stating(grid, "$35,000", start, start + 7) == "Verified accounts: Monthly send limit $35,000."
+    long = "Cats " + "purr and " * 60 + "sleep."
+    many = Hit(1, 1, "/docs/c.md", None, 0, len(long), 1.0, "", long)
+    assert stating(many, "sleep", len(long) - 6, len(long) - 1) is None  # too long a sentence: the span alone

@@ -16,7 +16,7 @@ from rag.cli.render import show_answer
 from rag.generate.prompt import ABSTAIN
 from rag.store import write_lock
 from tests.conftest import BROKEN, FIXTURES, GOOD, rag_env
-from tests.test_pipeline import QUESTION, holder, pipeline
+from tests.test_pipeline import QUESTION, pipeline, spanned
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,9 +172,9 @@ def test_ask_prints_only_the_final_answer_then_the_replaced_draft_as_a_labelled_
     """A refusal replaced by the reader's span: the span is what streams, the refusal only in the note."""
     show_answer(pipeline(indexed, ABSTAIN).stream(QUESTION), as_json=False)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"1846 [{holder(indexed)}]."
+    assert lines[0] == spanned(indexed)
     note = f'the generator\'s draft, not the answer: "{ABSTAIN}")'
-    assert lines[1] == f"  (the reader's span, cited to its passage; {note}"
+    assert lines[1] == f"  (the reader's answer: its span's sentence, cited to its passage; {note}"
     assert sum(ABSTAIN in line for line in lines) == 1
     show_answer(pipeline(indexed, "In 1901 [1].", margin=1.0).stream(QUESTION), as_json=False)  # an abstention
     lines = capsys.readouterr().out.splitlines()

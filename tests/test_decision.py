@@ -20,7 +20,7 @@ from rag.decision import (
 from rag.generate.prompt import ABSTAIN
 from rag.reader import Span
 from rag.verify import check
-from tests.test_verify import PASSAGES, CodeVerifier, KeywordVerifier, answer, hit
+from tests.test_verify import PASSAGES, CodeVerifier, Graded, KeywordVerifier, answer, hit
 
 POLICY = Policy(keep_margin=0.0, span_margin=2.0)
 
@@ -99,6 +99,23 @@ def test_each_reason_decide_gives() -> None:
     assert decide(gated, verifier, POLICY) is gated  # a gate's reason stands
     for reason in (READER_NO_ANSWER, MODEL_ABSTAINED, UNSUPPORTED_ANSWER):
         assert reason in REASONS
+
+
+def test_compare_lets_the_better_supported_of_draft_and_span_answer() -> None:
+    """Under `compare` a supported draft that lacks the strong span "hives" gives way to it only where
+    the verifier supports the span more; a draft holding the span, or a weak span, changes nothing."""
+    compare = replace(POLICY, compare=True)
+    ants = "Ants live in nests [2]."
+    doubted = check(draft(ants, 5.0), Graded("hives"))  # the draft 0.7, the span 0.95
+    assert decide(doubted, Graded("hives"), POLICY).answer == ants  # without compare: kept as written
+    spanned = decide(doubted, Graded("hives"), compare)
+    assert spanned.answered_by == READER and spanned.answer == "hives [1]." and spanned.draft == ants
+    trusted = check(draft(ants, 5.0), Graded("ants"))  # the draft 0.95, the span 0.7
+    assert decide(trusted, Graded("ants"), compare).answer == ants
+    weak = check(draft(ants, 1.0), Graded("hives"))
+    assert decide(weak, Graded("hives"), compare).answer == ants  # a span too weak to answer competes with nothing
+    holds = check(draft("Bees live in hives [1].", 5.0), Graded("bees"))
+    assert decide(holds, Graded("bees"), compare).answered_by == GENERATOR  # the answer holds the span
 
 
 def test_agree_keeps_only_drafts_that_hold_a_strong_span() -> None:

@@ -59,6 +59,8 @@ class Rejecting(KeywordVerifier):
 
 
 SUPPORTED = "Whale oil was replaced by colza oil in 1846 [1]."  # every word in the passage: KeywordVerifier agrees
+# The reader's span "1846" written out as its passage's sentence (rag.generate.citations.stating).
+STATED = "Whale oil was replaced by colza oil in 1846, and by paraffin in 1871"
 
 
 def pipeline(index: Index, reply: str | None, answer: str = "1846", margin: float = 5.0,
@@ -66,6 +68,11 @@ def pipeline(index: Index, reply: str | None, answer: str = "1846", margin: floa
     generator = Scripted(reply) if reply is not None else None
     answerer = Answerer(index, generator, AnswerConfig(k=4), FakeReader(answer, margin), Gate())
     return Pipeline(answerer, verifier or KeywordVerifier(), policy)
+
+
+def spanned(index: Index) -> str:
+    """The answer the reader's span "1846" gives: its sentence, cited to the passage holding it."""
+    return f"{STATED} [{holder(index)}]."
 
 
 def holder(index: Index, text: str = "1846") -> int:
@@ -99,8 +106,8 @@ def test_a_supported_draft_is_kept(index: Index) -> None:
 def test_an_unsupported_draft_gives_way_to_a_strong_span(index: Index) -> None:
     answer = pipeline(index, "In 1901 [1].", verifier=KeywordVerifier()).ask(QUESTION)
     assert not answer.abstained and answer.answered_by == READER and answer.draft == "In 1901 [1]."
-    assert answer.answer == f"1846 [{holder(index)}]." and answer.sentences[0].supported
-    assert answer.citations[0].quote == "1846"
+    assert answer.answer == spanned(index) and answer.sentences[0].supported and answer.short == "1846"
+    assert answer.citations[0].quote == "1846"  # the span is the quote
 
 
 def test_with_agree_a_supported_draft_without_the_strong_span_gives_way_to_it(index: Index) -> None:
@@ -108,7 +115,7 @@ def test_with_agree_a_supported_draft_without_the_strong_span_gives_way_to_it(in
     agree = replace(POLICY, agree=True)
     assert pipeline(index, other, policy=POLICY).ask(QUESTION).answer == other
     answer = pipeline(index, other, policy=agree).ask(QUESTION)
-    assert answer.answered_by == READER and answer.answer.startswith("1846 [") and answer.draft == other
+    assert answer.answered_by == READER and answer.answer == spanned(index) and answer.draft == other
     assert pipeline(index, SUPPORTED, policy=agree).ask(QUESTION).answered_by == GENERATOR  # it holds the span
     weak = pipeline(index, other, margin=POLICY.span_margin - 0.5, policy=agree).ask(QUESTION)
     assert weak.answer == other  # a span too weak to answer does not overrule a supported draft
@@ -119,12 +126,12 @@ def test_a_how_to_question_is_never_answered_by_a_bare_span(index: Index) -> Non
     how = "How do I get whale oil replaced by colza oil?"
     answer = pipeline(index, "In 1901 [1].", verifier=KeywordVerifier()).ask(how)
     assert answer.abstain_reason == UNSUPPORTED_ANSWER and answer.draft == "In 1901 [1]." and answer.evidence
-    assert pipeline(index, None, verifier=KeywordVerifier()).ask(how).answer.startswith("1846 [")  # the reader alone
+    assert pipeline(index, None, verifier=KeywordVerifier()).ask(how).answer == spanned(index)  # the reader alone
 
 
 def test_a_refusal_gives_way_to_a_strong_span(index: Index) -> None:
     answer = pipeline(index, ABSTAIN, verifier=KeywordVerifier()).ask(QUESTION)
-    assert answer.answered_by == READER and answer.draft == ABSTAIN and answer.answer.startswith("1846 [")
+    assert answer.answered_by == READER and answer.draft == ABSTAIN and answer.answer == spanned(index)
 
 
 def test_each_abstain_reason_is_reachable(index: Index) -> None:
@@ -147,7 +154,7 @@ def test_each_abstain_reason_is_reachable(index: Index) -> None:
 
 def test_the_reader_alone_answers_with_its_span_or_abstains(index: Index) -> None:
     strong = pipeline(index, None).ask(QUESTION)
-    assert strong.answered_by == READER and strong.answer == f"1846 [{holder(index)}]."
+    assert strong.answered_by == READER and strong.answer == spanned(index)
     weak = pipeline(index, None, margin=1.0).ask(QUESTION)
     assert weak.abstain_reason == READER_NO_ANSWER
     nothing = pipeline(index, None, answer="not in any passage").ask(QUESTION)
@@ -202,7 +209,7 @@ def test_a_pipeline_built_once_answers_from_what_is_ingested_later(index: Index,
     (tmp_path / "new" / "cloves.txt").write_text("Cloves were exported from Zanzibar for centuries.")
     index.ingest([tmp_path / "new"], progress=False)
     answer = answers.ask("Which island exported cloves?")
-    assert answer.answered_by == READER and answer.answer.startswith("Zanzibar [")
+    assert answer.answered_by == READER and answer.answer.startswith("Cloves were exported from Zanzibar")
 
 
 def test_the_public_api_is_one_import() -> None:

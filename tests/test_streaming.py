@@ -22,8 +22,8 @@ from rag.generate.prompt import ABSTAIN
 from rag.index import Index
 from rag.pipeline import Pipeline, Trimmed
 from tests.conftest import Scripted
-from tests.test_pipeline import POLICY, QUESTION, SUPPORTED, FakeReader, Rejecting, holder, pipeline
-from tests.test_verify import CodeVerifier, KeywordVerifier
+from tests.test_pipeline import POLICY, QUESTION, SUPPORTED, FakeReader, Rejecting, pipeline, spanned
+from tests.test_verify import CodeVerifier, Graded, KeywordVerifier
 
 
 class Chunked(Scripted):
@@ -72,7 +72,7 @@ def test_no_branch_streams_text_the_final_answer_does_not_hold(indexed: Index, d
         assert answer.timings["first_text_s"] >= answer.timings["total_s"] - 0.001
         if decided == READER:
             assert answer.draft == draft and draft not in "".join(pieces) and answer.short == "1846"
-            assert answer.answer == f"1846 [{holder(indexed)}]."
+            assert answer.answer == spanned(indexed)
         elif decided == GENERATOR:
             assert answer.short == "1846" and answer.draft is None  # the reader's span inside the draft
         else:
@@ -110,7 +110,7 @@ def test_decisions_before_generating_and_the_reader_alone_stream_their_final_tex
                               Gate(min_dense_score=0.99)), KeywordVerifier(), POLICY)
     pieces, answer = streamed(gated.stream(QUESTION))
     assert pieces == [ABSTAIN] and answer.abstain_reason == NO_PASSAGES
-    for margin, text in ((5.0, f"1846 [{holder(indexed)}]."), (1.0, ABSTAIN)):  # the span, or too weak to answer
+    for margin, text in ((5.0, spanned(indexed)), (1.0, ABSTAIN)):  # the span, or too weak to answer
         pieces, answer = streamed(pipeline(indexed, None, margin=margin).stream(QUESTION))
         assert pieces == [text] == [answer.answer]
     assert answer.abstain_reason == READER_NO_ANSWER
@@ -195,13 +195,28 @@ def test_a_draft_whose_first_sentence_is_supported_is_shown_sentence_by_sentence
         assert [s.verdict for s in answer.sentences][1] == "unsupported"
 
 
+def test_under_compare_the_first_sentence_and_the_span_are_weighed_before_anything_is_shown(indexed: Index) -> None:
+    """`compare` is decided from the first sentence: outranked by the span, nothing of the draft is
+    shown and the span's sentence answers; else the draft streams sentence by sentence."""
+    draft = "Whale oil was replaced by colza oil [1]. It was cheaper [1]."  # supported, without the span "1846"
+    compare = replace(POLICY, compare=True)
+    for size in (1, 6):
+        pieces, answer, _ = watch(pipeline(indexed, draft, verifier=Graded("1846"), policy=compare), QUESTION, draft,
+                                  size)
+        assert pieces == [answer.answer] == [spanned(indexed)] and answer.draft == draft
+        pieces, answer, watched = watch(pipeline(indexed, draft, verifier=Graded("colza"), policy=compare), QUESTION,
+                                        draft, size)
+        assert "".join(pieces) == answer.answer == draft and answer.answered_by == GENERATOR
+        assert watched.shown_before_last >= 1
+
+
 def test_a_draft_whose_first_sentence_is_unsupported_shows_none_of_it(indexed: Index) -> None:
     draft = f"In 1901 [1]. {SUPPORTED}"
     for seed in range(6):
         answers = pipeline(indexed, draft)
         answers.answerer.generator = Chunked(draft, seed)
         pieces, answer = streamed(answers.stream(QUESTION))
-        assert pieces == [answer.answer] == [f"1846 [{holder(indexed)}]."] and answer.draft == draft
+        assert pieces == [answer.answer] == [spanned(indexed)] and answer.draft == draft
 
 
 def test_a_draft_written_as_steps_streams_each_step_whole(indexed: Index) -> None:

@@ -38,6 +38,18 @@ class KeywordVerifier:
                 for p, h in pairs]
 
 
+class Graded(KeywordVerifier):
+    """KeywordVerifier, but a supported claim whose answer names `sure` scores 0.95 and any other 0.7."""
+
+    def __init__(self, sure: str) -> None:
+        super().__init__()
+        self.sure = sure
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        return [min(s, 0.95 if self.sure in h.split("?")[-1].lower() else 0.7)
+                for s, (_, h) in zip(super().scores(pairs), pairs, strict=True)]
+
+
 class CodeVerifier(KeywordVerifier):
     """KeywordVerifier, but a claim giving code is supported iff the passage holds that code."""
 

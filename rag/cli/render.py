@@ -104,7 +104,7 @@ def show_answer(stream: Iterator[Event], as_json: bool) -> None:
     print()
     reason = f"abstained, {answer.abstain_reason}: {REASONS.get(answer.abstain_reason or '', '')}"
     if answer.draft is not None:
-        why = reason if answer.abstained else "the reader's span, cited to its passage"
+        why = reason if answer.abstained else "the reader's answer: its span's sentence, cited to its passage"
         print(f"  ({why}; the generator's draft, not the answer: \"{' '.join(answer.draft.split())}\")")
     for c in answer.citations:
         where = display_path(c.source) + (f" p.{c.page}" if c.page else "")

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rag import lexical
+from rag import lexical, tables
 from rag.generate import excerpt
 from rag.retrieve import Hit
 
@@ -195,6 +195,31 @@ def locate(answer: str, text: str) -> tuple[int, int] | None:
 
 
 VALUE = re.compile(r"[$€£]?\d[\d,.:]*%?")
+
+
+# A sentence longer than this says much more than its span answers: the span is shown alone.
+STATED_MAX_CHARS = 300
+# What opens a list item or heading line ("- ", "3. ", "## "), not part of the sentence it starts.
+_LINE_OPENER = re.compile(r"^(?:[#>*+-]+|\d+(?:\.\d+)*[.)])\s+")
+
+
+def stating(hit: Hit, span: str, start: int, end: int) -> str | None:
+    """How the span `span` of `hit` ([start, end), file offsets) is written out as an answer, so that the
+    reader's answer is a sentence, not a bare "venv": the passage's sentence holding it, or, for a
+    table cell, the cell with its row label and column header ("Verified accounts: Daily send limit
+    $3,500.", as the row alone does not say which value is which). None where the passage does not
+    hold the span there or its sentence runs past STATED_MAX_CHARS (the span alone says it better)."""
+    a, b = start - hit.start, end - hit.start
+    text = hit.text
+    if not 0 <= a < b <= len(text) or text[a:b] != span:
+        return None
+    if cell := tables.within(tables.cells(text), a, b):
+        return f"{cell.row}: " + " ".join(part for part in (cell.column.strip(), text[a:b]) if part) + "."
+    around = [(s, e) for s, e in excerpt.sentence_spans(text) if s < b and a < e]
+    if not around:
+        return None
+    said = " ".join(_LINE_OPENER.sub("", text[around[0][0]:around[-1][1]].strip()).split())
+    return said if len(said) <= STATED_MAX_CHARS else None
 
 
 def quote(sentence: str, marker: int, hit: Hit) -> Citation:
