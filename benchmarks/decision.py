@@ -92,22 +92,22 @@ def draft(args: argparse.Namespace, dataset: ev.Dataset, todo: list[eg.Item], ch
     return outcomes
 
 
-def drafted_by(args: argparse.Namespace) -> dict[str, object]:
+def drafted_by(args: argparse.Namespace, reader: Reader) -> dict[str, object]:
     """What the drafts depend on: a --drafts file made with other settings, or before the reader's or the
     verifier's weights changed, is drafted again (the policy in reader.json aside: the grid replaces it)."""
-    weights = [f for folder in (Reader(args.reader).path, verify.CrossEncoderVerifier().path)
+    weights = [f for folder in (reader.path, verify.SHIPPED_VERIFIER)
                for f in sorted(Path(folder).glob("*")) if f.name != SPEC and f.suffix != ".md"]
     return {**{k: str(getattr(args, k)) for k in ("data", "sample", "reader", "generator", "adapter", "hint",
                                                   "refusal_bias", "copy_only", "context_guidance")},
             "weights": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in weights]}
 
 
-def remembered(args: argparse.Namespace) -> list[eg.Outcome] | None:
-    """The drafts kept in --drafts, if it holds drafts made with these settings (a pickle this script wrote)."""
-    if not args.drafts.exists():
+def remembered(path: Path, key: dict[str, object]) -> list[eg.Outcome] | None:
+    """The drafts kept at `path`, if it holds drafts made as `key` says (a pickle this script wrote)."""
+    if not path.exists():
         return None
-    kept = pickle.loads(args.drafts.read_bytes())
-    return kept["outcomes"] if kept.get("drafted_by") == drafted_by(args) else None
+    kept = pickle.loads(path.read_bytes())
+    return kept["outcomes"] if kept.get("drafted_by") == key else None
 
 
 def main() -> int:
@@ -144,13 +144,14 @@ def main() -> int:
     todo = eg.items(dataset, 0.3, args.sample)
     checker = Remembered(verify.load())
     reader = Reader(args.reader)
-    outcomes = remembered(args) if args.drafts else None
+    key = drafted_by(args, reader)
+    outcomes = remembered(args.drafts, key) if args.drafts else None
     if outcomes is None:
         outcomes = draft(args, dataset, todo, checker, reader)
         if args.drafts:
             args.drafts.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(args.drafts) as tmp:
-                tmp.write_bytes(pickle.dumps({"drafted_by": drafted_by(args), "outcomes": outcomes}))
+                tmp.write_bytes(pickle.dumps({"drafted_by": key, "outcomes": outcomes}))
     rows: list[dict[str, float | bool | None]] = []
     for keep, span, (agree, compare) in itertools.product(KEEP, SPAN, CONFLICT):
         policy = Policy(keep_margin=keep, span_margin=span, agree=agree, compare=compare)

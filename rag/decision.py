@@ -184,9 +184,11 @@ def _decide(answer: Answer, verifier: Verifier | None, policy: Policy | None) ->
             policy, verifier, answer.question, lead.text, answer.retrieved, answer.evidence):
         return answer
     if strong is not None:
-        support = _support(answer, strong, verifier)
-        if support is None or verifier is None or support >= verifier.threshold:
-            return span_answer(answer, strong, support)
+        if verifier is None:
+            return span_answer(answer, strong, None)
+        spans = span_support(verifier, answer.question, strong, answer.retrieved)
+        if spans >= verifier.threshold:
+            return span_answer(answer, strong, spans)
         return answer if supported else abstain(answer, UNSUPPORTED_ANSWER)
     if answer.answered_by == READER:
         return abstain(answer, READER_NO_ANSWER)
@@ -203,8 +205,7 @@ def outranked(policy: Policy, verifier: Verifier | None, question: str, lead: st
     if (not policy.compare or verifier is None or best is None or best.margin < policy.span_margin
             or HOW_TO_QUESTION.match(question) or _written(best.text, lead) is not None):
         return False
-    spans = verifier.scores([(premise(passages[best.marker - 1]), claim(question, best.text))])[0]
-    return spans > support(verifier, question, lead, passages)
+    return span_support(verifier, question, best, passages) > support(verifier, question, lead, passages)
 
 
 def answering(question: str, sentences: Sequence[cites.Sentence]) -> int | None:
@@ -241,19 +242,16 @@ def _with_markers(sentence: cites.Sentence) -> str:
     return f"{body} {markers}{end}" if markers else sentence.text
 
 
-def _support(answer: Answer, best: Evidence, verifier: Verifier | None) -> float | None:
+def span_support(verifier: Verifier, question: str, span: Evidence, passages: Sequence[Hit]) -> float:
     """The verifier's P(supported) of the span as the answer, by its passage as shown."""
-    if verifier is None:
-        return None
-    passage = premise(answer.retrieved[best.marker - 1])
-    return verifier.scores([(passage, claim(answer.question, best.text))])[0]
+    return verifier.scores([(premise(passages[span.marker - 1]), claim(question, span.text))])[0]
 
 
 def span_answer(answer: Answer, best: Evidence, support: float | None) -> Answer:
     """`answer` replaced by the reader's span written out (`cites.stating`: the passage's sentence
     holding it, or a table cell with its row and column; the span alone where neither can be),
     cited to its passage with the span as its quote; the span is the short answer. The verifier's
-    support is the span's (`_support`): the sentence around it is the passage's own words."""
+    support is the span's (`span_support`): the sentence around it is the passage's own words."""
     hit = answer.retrieved[best.marker - 1]
     stated = cites.stating(hit, best.text, best.start, best.end)
     sentence = cites.Sentence(stated or best.text, [best.marker])  # unchecked without a verifier
